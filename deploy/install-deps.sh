@@ -14,7 +14,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev clang libclang-rt-14-dev
   openssl sqlite3 iproute2 procps util-linux
   # interop peers and wire checks
-  strongswan-charon strongswan-swanctl libcharon-extra-plugins tshark nftables
+  strongswan-charon strongswan-swanctl libcharon-extra-plugins libstrongswan-standard-plugins tshark nftables
   # real-kernel lab: the kernel and busybox are fetched as .deb files by deploy/lab, qemu runs them
   qemu-system-x86 cpio
 )
