@@ -1,0 +1,82 @@
+// Thin RAII layer over the SQLite C API: an owned connection, cached prepared statements with
+// typed bind/column helpers, and errors turned into absl::Status naming the failed call.
+#pragma once
+
+#include <sqlite3.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "ipfleet/common/status.h"
+
+namespace ipfleet::inventory::sqlite {
+
+struct DbCloser {
+  void operator()(sqlite3* db) const { sqlite3_close_v2(db); }
+};
+struct StmtFinalizer {
+  void operator()(sqlite3_stmt* s) const { sqlite3_finalize(s); }
+};
+using DbPtr = std::unique_ptr<sqlite3, DbCloser>;
+using StmtPtr = std::unique_ptr<sqlite3_stmt, StmtFinalizer>;
+
+// Status for a failed SQLite call: "sqlite3_step(INSERT INTO hosts...): UNIQUE constraint failed".
+absl::Status Error(sqlite3* db, std::string_view call, std::string_view sql = {});
+
+// A prepared statement borrowed from the cache for one use. Bind parameters are 1-based;
+// Step() returns true while a row is available. The destructor resets the statement and clears
+// its bindings so the cache can hand it out again.
+class Stmt {
+ public:
+  Stmt(sqlite3* db, sqlite3_stmt* stmt) : db_(db), stmt_(stmt) {}
+  Stmt(const Stmt&) = delete;
+  Stmt& operator=(const Stmt&) = delete;
+  ~Stmt();
+
+  Stmt& Bind(int i, int64_t v);
+  Stmt& Bind(int i, std::string_view v);  // TEXT
+  Stmt& BindBlob(int i, std::string_view v);
+  Stmt& BindBool(int i, bool v) { return Bind(i, static_cast<int64_t>(v ? 1 : 0)); }
+
+  // Advances; true when a row is ready, false when done, error otherwise.
+  absl::StatusOr<bool> Step();
+  // Runs a statement that returns no rows.
+  absl::Status Run();
+
+  int64_t Int(int col) const { return sqlite3_column_int64(stmt_, col); }
+  uint64_t UInt(int col) const { return static_cast<uint64_t>(Int(col)); }
+  bool Bool(int col) const { return Int(col) != 0; }
+  std::string Text(int col) const;
+  std::string Blob(int col) const;
+  bool IsNull(int col) const { return sqlite3_column_type(stmt_, col) == SQLITE_NULL; }
+
+ private:
+  sqlite3* db_;
+  sqlite3_stmt* stmt_;
+  absl::Status bind_error_;
+};
+
+// Owns the connection and a cache of prepared statements keyed by SQL text.
+class Connection {
+ public:
+  static absl::StatusOr<std::unique_ptr<Connection>> Open(const std::string& path);
+
+  sqlite3* db() { return db_.get(); }
+  // Prepared once (SQLITE_PREPARE_PERSISTENT), reused afterwards.
+  absl::StatusOr<std::unique_ptr<Stmt>> Prepare(const std::string& sql);
+  // Runs one or more statements without results (schema, PRAGMA, BEGIN/COMMIT).
+  absl::Status Exec(const std::string& sql);
+  int64_t LastInsertRowId() { return sqlite3_last_insert_rowid(db_.get()); }
+  int Changes() { return sqlite3_changes(db_.get()); }
+
+ private:
+  explicit Connection(DbPtr db) : db_(std::move(db)) {}
+  // Statements are declared after db_ so they are finalized before the connection closes.
+  DbPtr db_;
+  std::map<std::string, StmtPtr, std::less<>> cache_;
+};
+
+}  // namespace ipfleet::inventory::sqlite
