@@ -26,6 +26,10 @@
 
 namespace ipfleet::ca {
 
+namespace internal {
+struct IssuerTemplate;
+}
+
 struct InitOptions {
   KeyType key_type = KeyType::kEcdsaP256;
   std::string name = "ipfleet CA";  // subject CN of the root
@@ -111,9 +115,9 @@ class CertificateAuthority {
 
  private:
   CertificateAuthority() = default;
-  absl::Status Finish();  // derives cached fields after key/cert are set
-  absl::StatusOr<IssuedCert> Sign(EVP_PKEY* subject_key, const IssueRequest& request) const;
-  absl::Status ReloadStateLocked();
+  // Derives the cached fields (fingerprint, issuing template) once key and certificate are set.
+  absl::Status Finish();
+  absl::StatusOr<IssuedCert> Store(absl::StatusOr<IssuedCert> issued) const;
 
   std::filesystem::path data_dir_;
   ossl::PKey ca_key_;
@@ -121,7 +125,7 @@ class CertificateAuthority {
   std::string ca_cert_pem_;
   std::string fingerprint_;
   KeyType key_type_ = KeyType::kEcdsaP256;
-  std::string ski_der_;  // cached for the AKI of issued certificates
+  std::unique_ptr<internal::IssuerTemplate> tmpl_;  // profile extensions encoded once
   StoreFn store_;
   mutable std::mutex state_mu_;
   CaState state_;
