@@ -1,0 +1,50 @@
+// The policy compiler: a pure function from an inventory snapshot to one PolicyBundle per host.
+//
+// Guarantees (each one tested in tests/controller_policy/):
+// - deterministic: the same snapshot (and key source state) yields byte-identical bundles;
+// - both ends of a tunnel carry the same proposal and mirrored selectors, the same reqid, and
+//   exactly one of them (the lower host name) is the initiator;
+// - every bundle carries the bypass rules (controller path, IKE 500/4500, ICMPv6 ND 133-137,
+//   operator exemptions) with priorities below every protecting policy;
+// - a snapshot whose selectors would capture the controller path is refused, naming the tunnel.
+//
+// The bundle's version, CA chain and CRL are left empty: the rollout engine fills them when it signs.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+
+#include <google/protobuf/message.h>
+
+#include "ipfleet/common/status.h"
+#include "ipfleet/policy/inventory.h"
+#include "ipfleet/policy/key_source.h"
+#include "ipfleet/v1/types.pb.h"
+
+namespace ipfleet::policy {
+
+// Reqids the controller hands out. The agent's kernel layer owns reqids in this range (policies and
+// SAs it did not create are left alone). 0x1F000000 + a stable per-tunnel hash, probed on collision.
+inline constexpr uint32_t kReqidBase = 0x1F000000;
+inline constexpr uint32_t kReqidSpan = 0x01000000;
+
+// Bypass rules get priorities from kBypassPriorityBase upwards and never reach
+// kProtectPriorityFloor; the agent installs protecting policies at or above the floor (lower wins).
+inline constexpr uint32_t kBypassPriorityBase = 100;
+inline constexpr uint32_t kProtectPriorityFloor = 1000;
+
+struct CompileResult {
+  // One bundle per ipfleet host in the snapshot (hosts without tunnels still get the bypass rules).
+  std::map<std::string, v1::PolicyBundle> bundles;
+  // Keys of every static-key tunnel as compiled (reused or fresh): the caller persists them so the
+  // next generation reuses them unless rotation is requested.
+  std::map<std::string, StaticKeyMaterial> static_keys;
+};
+
+absl::StatusOr<CompileResult> Compile(const InventorySnapshot& snapshot, KeySource& keys);
+
+// Deterministic protobuf serialization (stable field and map order) used for hashing and signing.
+std::string SerializeDeterministic(const google::protobuf::Message& message);
+
+}  // namespace ipfleet::policy
