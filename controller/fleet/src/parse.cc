@@ -211,7 +211,7 @@ class Parser {
     for (auto it = n.begin(); it != n.end(); ++it) {
       std::string field = absl::StrCat("proposals.", it->first.IsScalar() ? it->first.Scalar() : "?");
       auto name = Name(it->first, field);
-      const YAML::Node& p = it->second;
+      const YAML::Node p = it->second;
       if (!name || !CheckKeys(p, field, {"ike", "esp", "pfs", "pfs_groups", "ike_lifetime", "child_lifetime"})) continue;
       v1::Proposal prop = BuiltinDefaultProposal();
       prop.set_name(*name);
@@ -361,7 +361,7 @@ class Parser {
       HostEntry h;
       h.name = *name;
       h.mark = MarkOf(it->first);
-      const YAML::Node& v = it->second;
+      const YAML::Node v = it->second;
       if (!v.IsNull()) {
         if (!CheckKeys(v, field, {"labels", "subnets"})) continue;
         if (v["labels"]) h.labels = Labels(v["labels"], field + ".labels");
@@ -377,7 +377,7 @@ class Parser {
     for (auto it = n.begin(); it != n.end(); ++it) {
       std::string field = absl::StrCat("external_peers.", it->first.IsScalar() ? it->first.Scalar() : "?");
       auto name = Name(it->first, field);
-      const YAML::Node& v = it->second;
+      const YAML::Node v = it->second;
       if (!name || !CheckKeys(v, field, {"address", "identity", "auth", "psk", "subnets"})) continue;
       ExternalPeerEntry e;
       e.mark = MarkOf(it->first);
