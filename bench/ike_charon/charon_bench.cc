@@ -1,0 +1,174 @@
+#include "charon_bench.h"
+
+#include <unistd.h>
+
+#include <fstream>
+#include <sstream>
+
+#include <absl/strings/str_cat.h>
+#include <absl/strings/str_format.h>
+#include <nlohmann/json.hpp>
+
+#include "harness/charon.h"
+#include "harness/netns.h"
+#include "harness/pki.h"
+#include "harness/swanctl.h"
+#include "harness/vici.h"
+#include "harness/workdir.h"
+
+namespace ipfleet::bench {
+namespace {
+
+using namespace std::chrono_literals;
+using interop::Charon;
+using interop::SwanctlConn;
+
+// User+system CPU of a whole process (all threads), in milliseconds.
+absl::StatusOr<double> CpuMs(pid_t pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(f, line)) return absl::NotFoundError(absl::StrCat("read /proc/", pid, "/stat failed"));
+  // Fields after the ")" of the command name: state is field 3, utime 14, stime 15.
+  std::istringstream in(line.substr(line.rfind(')') + 2));
+  std::string field;
+  unsigned long long utime = 0, stime = 0;
+  for (int i = 3; i <= 15 && in >> field; ++i) {
+    if (i == 14) utime = std::stoull(field);
+    if (i == 15) stime = std::stoull(field);
+  }
+  return 1000.0 * static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+}  // namespace
+
+std::string CharonBenchResult::ToString() const {
+  return absl::StrFormat(
+      "charon_vs_charon suite=ecdsa-p256/x25519/aes128gcm16 certs=%s established=%d wall_s=%.3f rate_per_s=%.1f "
+      "cpu_ms_per_establishment initiator=%.2f responder=%.2f",
+      cert_issuer, established, wall_s, rate_per_s, cpu_ms_initiator, cpu_ms_responder);
+}
+
+std::string CharonBenchResult::ToJson() const {
+  nlohmann::json j = {{"peer", "charon"},          {"established", established},
+                      {"wall_s", wall_s},          {"rate_per_s", rate_per_s},
+                      {"cpu_ms_initiator", cpu_ms_initiator}, {"cpu_ms_responder", cpu_ms_responder},
+                      {"cert_issuer", cert_issuer}};
+  return j.dump();
+}
+
+absl::StatusOr<CharonBenchResult> RunCharonBench(const CharonBenchOptions& o) {
+  if (!interop::HaveRoot()) return absl::PermissionDeniedError("charon bench needs root (network namespaces)");
+  std::string why;
+  if (!interop::CharonAvailable(&why)) return absl::FailedPreconditionError(why);
+  interop::WorkDir work("bench");
+  if (!work.ok()) return absl::InternalError("mkdtemp failed");
+  if (o.keep) work.Keep();
+  IPFLEET_ASSIGN_OR_RETURN(auto net, interop::NetnsPair::Create());
+  IPFLEET_ASSIGN_OR_RETURN(
+      interop::Pki pki,
+      interop::MakePki(work.path() / "pki",
+                       {{"host1", net->a().addr, "host1.example"}, {"host2", net->b().addr, "host2.example"}},
+                       interop::ConfiguredController()));
+
+  auto opts = [&](const interop::NetnsSide& side, const char* name) {
+    interop::CharonOptions c{.netns = side.ns, .dir = work.path() / name};
+    c.ike_log_level = 0;
+    c.net_log_level = 0;
+    c.threads = o.threads;
+    if (o.cpu >= 0) c.cpu = o.cpu;
+    return c;
+  };
+  IPFLEET_ASSIGN_OR_RETURN(auto init, Charon::Start(opts(net->a(), "initiator")));
+  IPFLEET_ASSIGN_OR_RETURN(auto resp, Charon::Start(opts(net->b(), "responder")));
+
+  auto conn = [&](const interop::NetnsSide& me, const interop::NetnsSide& peer, const std::string& name,
+                  const std::string& child, const char* id, const char* peer_id, const char* cert) {
+    SwanctlConn c;
+    c.name = name;
+    c.child_name = child;
+    c.local_addr = me.addr;
+    c.remote_addr = peer.addr;
+    c.ike_proposals = o.ike_proposal;
+    c.esp_proposals = o.esp_proposal;
+    c.psk = false;
+    c.local_id = id;
+    c.remote_id = peer_id;
+    c.local_cert = cert;
+    c.local_ts = me.subnet + "/32";
+    c.remote_ts = peer.subnet + "/32";
+    return c;
+  };
+  // One connection per establishment: charon reuses an established IKE_SA of the same connection.
+  std::vector<SwanctlConn> conns;
+  for (int i = 0; i < o.count; ++i) {
+    conns.push_back(conn(net->a(), net->b(), absl::StrCat("b", i), absl::StrCat("c", i), "host1.example",
+                         "host2.example", "host1.crt"));
+  }
+  IPFLEET_RETURN_IF_ERROR(init->Load(interop::RenderSwanctlConf(conns, {}),
+                                     {{pki.hosts[0].cert}, {pki.ca_cert}, {pki.hosts[0].key}, {}}));
+  IPFLEET_RETURN_IF_ERROR(resp->Load(
+      interop::RenderSwanctlConf(
+          {conn(net->b(), net->a(), "t", "c", "host2.example", "host1.example", "host2.crt")}, {}),
+      {{pki.hosts[1].cert}, {pki.ca_cert}, {pki.hosts[1].key}, {}}));
+
+  IPFLEET_ASSIGN_OR_RETURN(auto vici, interop::ViciClient::Connect((init->dir() / "vici.sock").string()));
+  IPFLEET_RETURN_IF_ERROR(vici.RegisterEvent("child-updown", 5s));
+
+  IPFLEET_ASSIGN_OR_RETURN(double cpu_i0, CpuMs(init->pid()));
+  IPFLEET_ASSIGN_OR_RETURN(double cpu_r0, CpuMs(resp->pid()));
+  const auto t0 = std::chrono::steady_clock::now();
+  const int window = o.window > 0 ? o.window : o.count;
+  int sent = 0, up = 0, failed = 0;
+  auto send_next = [&]() -> absl::Status {
+    interop::ViciMessage m;
+    m.kv = {{"child", absl::StrCat("c", sent)}, {"ike", absl::StrCat("b", sent)}, {"timeout", "-1"}};
+    ++sent;
+    return vici.Send("initiate", m);
+  };
+  while (sent < std::min(window, o.count)) IPFLEET_RETURN_IF_ERROR(send_next());
+  const auto deadline = t0 + std::chrono::milliseconds(20000 + 200LL * o.count);
+  while (up < o.count) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) {
+      return absl::DeadlineExceededError(absl::StrCat("charon bench: only ", up, " of ", o.count,
+                                                      " established before the deadline; failed initiates=", failed,
+                                                      "; logs in ", work.path().string()));
+    }
+    IPFLEET_ASSIGN_OR_RETURN(auto p, vici.ReadPacket(left));
+    if (p.type == 1) {  // initiate response: non-blocking, so only says whether the request was accepted
+      if (p.msg.Get("success") != "yes") {
+        ++failed;
+        return absl::InternalError(absl::StrCat("charon bench: initiate refused: ", p.msg.Get("errmsg")));
+      }
+      continue;
+    }
+    if (p.type == 7 && p.name == "child-updown" && p.msg.Get("up") == "yes") {
+      ++up;
+      if (sent < o.count) IPFLEET_RETURN_IF_ERROR(send_next());
+    }
+  }
+  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  IPFLEET_ASSIGN_OR_RETURN(double cpu_i1, CpuMs(init->pid()));
+  IPFLEET_ASSIGN_OR_RETURN(double cpu_r1, CpuMs(resp->pid()));
+
+  // Independent check: the responder itself reports that many established IKE_SAs.
+  IPFLEET_ASSIGN_OR_RETURN(auto sas, resp->ListSas());
+  int established = 0;
+  for (const auto& s : sas) {
+    if (s.state == "ESTABLISHED" && !s.children.empty() && s.children[0].state == "INSTALLED") ++established;
+  }
+  if (established < o.count) {
+    return absl::InternalError(absl::StrCat("charon bench: responder reports ", established, " established of ",
+                                            o.count));
+  }
+  CharonBenchResult r;
+  r.established = up;
+  r.wall_s = wall;
+  r.rate_per_s = up / wall;
+  r.cpu_ms_initiator = (cpu_i1 - cpu_i0) / up;
+  r.cpu_ms_responder = (cpu_r1 - cpu_r0) / up;
+  r.cert_issuer = pki.issuer;
+  return r;
+}
+
+}  // namespace ipfleet::bench

@@ -1,0 +1,37 @@
+// charon-vs-charon IKE establishment rate in the interop topology (two namespaces over veth), the peer figure
+// for bench/ike: complete IKE_SA + first CHILD_SA establishments per second with ECDSA P-256 certificates,
+// Curve25519 and AES-GCM-128, plus charon's CPU time per establishment on each side.
+//
+// bench/ike can link `ipfleet_bench_ike_charon` and call RunCharonBench() to print the ratio in one run.
+#pragma once
+
+#include <string>
+
+#include "ipfleet/common/status.h"
+
+namespace ipfleet::bench {
+
+struct CharonBenchOptions {
+  int count = 200;          // IKE_SAs to establish (each a distinct connection on the initiator)
+  int cpu = 0;              // pin both charons to this CPU ("on one core"); -1: no pinning
+  int threads = 16;         // charon worker threads
+  int window = 32;          // initiates outstanding at once (0 = all at once)
+  std::string ike_proposal = "aes128gcm16-prfsha256-x25519";
+  std::string esp_proposal = "aes128gcm16";
+  bool keep = false;        // keep the work dir (logs, configs)
+};
+
+struct CharonBenchResult {
+  int established = 0;
+  double wall_s = 0;
+  double rate_per_s = 0;
+  double cpu_ms_initiator = 0;  // charon CPU per establishment, initiator side
+  double cpu_ms_responder = 0;
+  std::string cert_issuer;      // "ipfleet-controller" or "openssl-cli"
+  std::string ToString() const;
+  std::string ToJson() const;
+};
+
+absl::StatusOr<CharonBenchResult> RunCharonBench(const CharonBenchOptions& options);
+
+}  // namespace ipfleet::bench
