@@ -34,7 +34,9 @@ CACHE=${IPFLEET_LAB_CACHE:-$LAB/cache}
 
 WORK=$(mktemp -d /tmp/ipfleet-lab.XXXXXX)
 QPID=""
+TPID=""
 cleanup() {
+  [ -n "$TPID" ] && kill "$TPID" 2>/dev/null || true
   if [ -n "$QPID" ] && kill -0 "$QPID" 2>/dev/null; then
     kill "$QPID" 2>/dev/null || true
     sleep 0.2
@@ -57,9 +59,10 @@ trap 'exit 130' INT TERM
   echo
 } >"$WORK/job.sh"
 
-# boot ACCEL: boots the VM, waits for the job (bounded), leaves $WORK/rc and $WORK/output.
+# boot ACCEL LIMIT [stream]: boots the VM, waits for the job (bounded), leaves $WORK/rc and
+# $WORK/output; with "stream" the job's output is copied to stdout as it is written.
 boot() {
-  local accel=$1 limit=$2 cpu
+  local accel=$1 limit=$2 stream=${3:-} cpu
   if [ "$accel" = kvm ]; then cpu=host; else accel="tcg,thread=multi"; cpu=max; fi
   rm -f "$WORK/rc" "$WORK/output" "$WORK/serial.log"
   qemu-system-x86_64 -nodefaults -display none -no-reboot -m 1536 -smp 2 \
@@ -70,6 +73,10 @@ boot() {
     -virtfs "local,path=$WORK,mount_tag=results,security_model=none" \
     >"$WORK/qemu.log" 2>&1 &
   QPID=$!
+  if [ -n "$stream" ]; then
+    tail -F -n +1 --pid="$QPID" "$WORK/output" 2>/dev/null &
+    TPID=$!
+  fi
   local deadline=$((SECONDS + limit))
   while kill -0 "$QPID" 2>/dev/null; do
     if [ $SECONDS -ge $deadline ]; then
@@ -83,6 +90,10 @@ boot() {
   done
   wait "$QPID" 2>/dev/null || true
   QPID=""
+  if [ -n "$TPID" ]; then
+    wait "$TPID" 2>/dev/null || true  # tail ends by itself once qemu is gone
+    TPID=""
+  fi
   [ -f "$WORK/rc" ] || return 125
   return 0
 }
@@ -115,10 +126,9 @@ fi
 log "kernel $KERNEL_VERSION ($KERNEL_PACKAGE), hosts=$HOSTS, timeout=${TIMEOUT}s"
 start=$SECONDS
 set +e
-boot "$ACCEL" "$TIMEOUT"
+boot "$ACCEL" "$TIMEOUT" stream
 status=$?
 set -e
-[ -f "$WORK/output" ] && cat "$WORK/output"
 if [ $status -eq 0 ]; then
   status=$(cat "$WORK/rc")
 else
