@@ -204,7 +204,7 @@ absl::StatusOr<SaState> NetlinkXfrm::Request(size_t len, const std::string& what
     if (n < 0) return SysError(what + " recvfrom");
     const auto* nlh = reinterpret_cast<const nlmsghdr*>(recv_buf_.data());
     int left = static_cast<int>(n);
-    for (; mnl_nlmsg_ok(nlh, left); nlh = mnl_nlmsg_next(nlh, &left)) {
+    for (; nl::MessageOk(nlh, left); nlh = mnl_nlmsg_next(nlh, &left)) {
       if (nlh->nlmsg_seq != seq) continue;  // a late ack of an earlier request
       if (nlh->nlmsg_type == NLMSG_ERROR) {
         const auto* err = static_cast<const nlmsgerr*>(mnl_nlmsg_get_payload(nlh));
@@ -351,7 +351,7 @@ void NetlinkXfrm::SendAndCollect(size_t len, uint32_t first_seq, const std::vect
     }
     const auto* nlh = reinterpret_cast<const nlmsghdr*>(recv_buf_.data());
     int left = static_cast<int>(n);
-    for (; mnl_nlmsg_ok(nlh, left); nlh = mnl_nlmsg_next(nlh, &left)) {
+    for (; nl::MessageOk(nlh, left); nlh = mnl_nlmsg_next(nlh, &left)) {
       if (nlh->nlmsg_type != NLMSG_ERROR) continue;
       uint32_t k = nlh->nlmsg_seq - first_seq;  // the ack's seq is its request's seq
       if (k >= op_of.size() || acked[k]) continue;
@@ -384,7 +384,7 @@ absl::StatusOr<size_t> NetlinkXfrm::Dispatch() {
     }
     const auto* nlh = reinterpret_cast<const nlmsghdr*>(recv_buf_.data());
     int left = static_cast<int>(n);
-    for (; mnl_nlmsg_ok(nlh, left); nlh = mnl_nlmsg_next(nlh, &left)) {
+    for (; nl::MessageOk(nlh, left); nlh = mnl_nlmsg_next(nlh, &left)) {
       auto ev = nl::ParseEvent(nlh);
       if (!ev.ok()) {
         if (!absl::IsUnimplemented(ev.status())) {

@@ -645,6 +645,11 @@ absl::StatusOr<XfrmEvent> ParseEvent(const nlmsghdr* nlh) {
   }
 }
 
+bool MessageOk(const nlmsghdr* nlh, int left) {
+  return left >= static_cast<int>(sizeof(nlmsghdr)) && nlh->nlmsg_len <= static_cast<uint32_t>(left) &&
+         mnl_nlmsg_ok(nlh, left);
+}
+
 absl::Status ErrnoStatus(int err, const std::string& message) {
   std::string text = absl::StrCat(message, ": ", std::strerror(err));
   switch (err) {

@@ -37,6 +37,10 @@ absl::StatusOr<PolicyState> ParsePolicy(const nlmsghdr* nlh);
 // Parses XFRM_MSG_ACQUIRE, XFRM_MSG_EXPIRE, XFRM_MSG_POLEXPIRE.
 absl::StatusOr<XfrmEvent> ParseEvent(const nlmsghdr* nlh);
 
+// mnl_nlmsg_ok, plus a guard it lacks: it compares (int)nlmsg_len, so a length of 2^31 or more
+// passes as negative. Every loop over received messages uses this.
+bool MessageOk(const nlmsghdr* nlh, int left);
+
 // errno -> absl code (EEXIST AlreadyExists, ENOENT/ESRCH NotFound, EINVAL InvalidArgument, ...).
 absl::Status ErrnoStatus(int err, const std::string& message);
 
