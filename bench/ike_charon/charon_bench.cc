@@ -4,7 +4,9 @@
 
 #include <fstream>
 #include <sstream>
+#include <thread>
 
+#include <absl/strings/match.h>
 #include <absl/strings/str_cat.h>
 #include <absl/strings/str_format.h>
 #include <nlohmann/json.hpp>
@@ -75,6 +77,12 @@ absl::StatusOr<CharonBenchResult> RunCharonBench(const CharonBenchOptions& o) {
     c.ike_log_level = 0;
     c.net_log_level = 0;
     c.threads = o.threads;
+    // Every initiate must be a new IKE_SA (by default charon puts a CHILD_SA of an equal config into an
+    // existing IKE_SA).
+    c.extra = "reuse_ikesa = no";
+    c.retransmit_tries = 5;  // charon defaults: a loaded machine must not turn slowness into failures
+    c.retransmit_timeout_s = 4.0;
+    c.retransmit_base = 1.8;
     if (o.cpu >= 0) c.cpu = o.cpu;
     return c;
   };
@@ -94,6 +102,7 @@ absl::StatusOr<CharonBenchResult> RunCharonBench(const CharonBenchOptions& o) {
     c.local_id = id;
     c.remote_id = peer_id;
     c.local_cert = cert;
+    c.unique = "never";  // no INITIAL_CONTACT: concurrent IKE_SAs between the same IDs must all stay
     c.local_ts = me.subnet + "/32";
     c.remote_ts = peer.subnet + "/32";
     return c;
@@ -111,8 +120,12 @@ absl::StatusOr<CharonBenchResult> RunCharonBench(const CharonBenchOptions& o) {
           {conn(net->b(), net->a(), "t", "c", "host2.example", "host1.example", "host2.crt")}, {}),
       {{pki.hosts[1].cert}, {pki.ca_cert}, {pki.hosts[1].key}, {}}));
 
-  IPFLEET_ASSIGN_OR_RETURN(auto vici, interop::ViciClient::Connect((init->dir() / "vici.sock").string()));
-  IPFLEET_RETURN_IF_ERROR(vici.RegisterEvent("child-updown", 5s));
+  // Events on their own connection: charon delivers them while the command connection is busy.
+  const std::string sock = (init->dir() / "vici.sock").string();
+  IPFLEET_ASSIGN_OR_RETURN(auto events, interop::ViciClient::Connect(sock));
+  if (o.events) IPFLEET_RETURN_IF_ERROR(events.RegisterEvent("child-updown", 5s));
+  IPFLEET_ASSIGN_OR_RETURN(auto vici, interop::ViciClient::Connect(sock));
+  if (!o.events) IPFLEET_RETURN_IF_ERROR(vici.RegisterEvent("list-sa", 5s));
 
   IPFLEET_ASSIGN_OR_RETURN(double cpu_i0, CpuMs(init->pid()));
   IPFLEET_ASSIGN_OR_RETURN(double cpu_r0, CpuMs(resp->pid()));
@@ -123,7 +136,13 @@ absl::StatusOr<CharonBenchResult> RunCharonBench(const CharonBenchOptions& o) {
     interop::ViciMessage m;
     m.kv = {{"child", absl::StrCat("c", sent)}, {"ike", absl::StrCat("b", sent)}, {"timeout", "-1"}};
     ++sent;
-    return vici.Send("initiate", m);
+    // timeout -1: charon answers at once and initiates in the background (no control-log streaming).
+    IPFLEET_ASSIGN_OR_RETURN(interop::ViciMessage r, vici.Request("initiate", m, 5s));
+    if (r.Get("success") != "yes") {
+      ++failed;
+      return absl::InternalError(absl::StrCat("charon bench: initiate refused: ", r.Get("errmsg")));
+    }
+    return absl::OkStatus();
   };
   while (sent < std::min(window, o.count)) IPFLEET_RETURN_IF_ERROR(send_next());
   const auto deadline = t0 + std::chrono::milliseconds(20000 + 200LL * o.count);
@@ -134,14 +153,22 @@ absl::StatusOr<CharonBenchResult> RunCharonBench(const CharonBenchOptions& o) {
                                                       " established before the deadline; failed initiates=", failed,
                                                       "; logs in ", work.path().string()));
     }
-    IPFLEET_ASSIGN_OR_RETURN(auto p, vici.ReadPacket(left));
-    if (p.type == 1) {  // initiate response: non-blocking, so only says whether the request was accepted
-      if (p.msg.Get("success") != "yes") {
-        ++failed;
-        return absl::InternalError(absl::StrCat("charon bench: initiate refused: ", p.msg.Get("errmsg")));
+    if (!o.events) {
+      // Count established CHILD_SAs in charon's list (VICI list-sas streams one list-sa event per IKE_SA),
+      // then top the window up.
+      std::this_thread::sleep_for(10ms);
+      IPFLEET_RETURN_IF_ERROR(vici.Request("list-sas", {{{"noblock", "yes"}}}, 5s).status());
+      int n = 0;
+      for (const auto& ev : vici.TakeQueued()) {
+        for (const auto& [k, v] : ev.msg.kv) {
+          if (k.find(".child-sas.") != std::string::npos && absl::EndsWith(k, ".state") && v == "INSTALLED") ++n;
+        }
       }
+      up = n;
+      while (sent < o.count && sent - up < window) IPFLEET_RETURN_IF_ERROR(send_next());
       continue;
     }
+    IPFLEET_ASSIGN_OR_RETURN(auto p, events.ReadPacket(left));
     if (p.type == 7 && p.name == "child-updown" && p.msg.Get("up") == "yes") {
       ++up;
       if (sent < o.count) IPFLEET_RETURN_IF_ERROR(send_next());

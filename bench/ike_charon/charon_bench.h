@@ -19,6 +19,7 @@ struct CharonBenchOptions {
   std::string ike_proposal = "aes128gcm16-prfsha256-x25519";
   std::string esp_proposal = "aes128gcm16";
   bool keep = false;        // keep the work dir (logs, configs)
+  bool events = false;      // count child-updown events over VICI; false: poll list-sas over VICI
 };
 
 struct CharonBenchResult {

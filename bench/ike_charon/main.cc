@@ -18,7 +18,11 @@ int main(int argc, char** argv) {
   app.add_option("--threads", o.threads, "charon worker threads");
   app.add_flag("--json", json, "print one JSON object per round");
   app.add_flag("--keep", o.keep, "keep the work dir (charon logs)");
+  bool use_events = false;
+  app.add_flag("--events", use_events,
+               "count VICI child-updown events instead of polling list-sas (stalls on charon 5.9.8 here)");
   CLI11_PARSE(app, argc, argv);
+  o.events = use_events;
   for (int i = 0; i < rounds; ++i) {
     auto r = ipfleet::bench::RunCharonBench(o);
     if (!r.ok()) {

@@ -36,7 +36,7 @@ std::string StrongswanConf(const CharonOptions& o) {
       "  retransmit_tries = ", o.retransmit_tries, "\n",
       "  retransmit_timeout = ", o.retransmit_timeout_s, "\n",
       "  retransmit_base = ", o.retransmit_base, "\n",
-      "  port = 500\n  port_nat_t = 4500\n",
+      "  port = 500\n  port_nat_t = 4500\n  ", o.extra, "\n",
       "  plugins {\n"
       "    vici {\n      socket = unix://", d, "/vici.sock\n    }\n"
       "    kernel-libipsec {\n      allow_peer_ts = yes\n    }\n"

@@ -30,6 +30,7 @@ struct CharonOptions {
   int retransmit_tries = 3;   // bounded retransmissions so liveness failures show within seconds
   double retransmit_timeout_s = 1.0;
   double retransmit_base = 1.4;
+  std::string extra = "";     // more lines for the charon { } section, e.g. "reuse_ikesa = no"
 };
 
 // Certificate material copied into swanctl's directories before loading.

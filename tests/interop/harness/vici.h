@@ -41,6 +41,8 @@ class ViciClient {
     std::string name;  // event name
     ViciMessage msg;
   };
+  // Events that arrived during Request() calls (taken out of the queue).
+  std::vector<Packet> TakeQueued() { return std::exchange(queued_, {}); }
   // Next packet (queued events first), waiting at most `timeout`.
   absl::StatusOr<Packet> ReadPacket(std::chrono::milliseconds timeout);
 
