@@ -1,0 +1,49 @@
+// Compiled and signed bundles. Compiles a stored generation (cached: the compiler is deterministic,
+// so a cache hit and a recompile give the same bytes) and signs one host's bundle at a version with
+// the CA chain and the current CRL inside.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "ipfleet/ca/bundle_signing.h"
+#include "ipfleet/common/status.h"
+#include "ipfleet/controller/api/context.h"
+#include "ipfleet/fleet/generation.h"
+#include "ipfleet/policy/compiler.h"
+#include "ipfleet/v1/types.pb.h"
+
+namespace ipfleet::rollout {
+
+// "HOST:PORT" / "[V6]:PORT" of the agent endpoint -> the controller path bundles must keep open.
+// A DNS name is resolved once here (the compiler itself does no I/O).
+absl::StatusOr<policy::ControllerEndpoint> ControllerEndpointOf(const std::string& agent_endpoint);
+
+class BundleFactory {
+ public:
+  BundleFactory(controller::ControllerContext& ctx, ca::BundleSigner signer, policy::ControllerEndpoint controller)
+      : ctx_(ctx), signer_(std::move(signer)), controller_(std::move(controller)) {}
+
+  // The compile result of a stored generation.
+  absl::StatusOr<std::shared_ptr<const policy::CompileResult>> Compiled(uint64_t generation);
+
+  // Compile a record that is not stored yet (apply), with fresh randomness for new static keys.
+  absl::StatusOr<policy::CompileResult> CompileRecord(const fleet::GenerationRecord& record, uint64_t generation);
+
+  // `bundle` with version, CA chain and current CRL set, serialized deterministically and signed.
+  absl::StatusOr<v1::SignedBundle> Sign(v1::PolicyBundle bundle, uint64_t version) const;
+
+  const policy::ControllerEndpoint& controller() const { return controller_; }
+
+ private:
+  controller::ControllerContext& ctx_;
+  ca::BundleSigner signer_;
+  policy::ControllerEndpoint controller_;
+  std::mutex mu_;
+  std::map<uint64_t, std::shared_ptr<const policy::CompileResult>> cache_;  // the last few generations
+};
+
+}  // namespace ipfleet::rollout

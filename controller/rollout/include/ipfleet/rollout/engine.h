@@ -1,0 +1,115 @@
+// The rollout engine: sends a generation's signed bundles in waves (a canary share first), waits for
+// every host of a wave to acknowledge its version and report its tunnels up, halts on a refusal or
+// a timeout, and keeps every step in the inventory so a controller killed at any point resumes the
+// same rollout (same versions, same bytes) on restart.
+//
+// Threading: session handlers (gRPC threads) only record events and wake the engine thread; the
+// engine thread does the store writes (batched per tick, so 10,000 acks are a handful of
+// transactions) and the pushes.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "ipfleet/common/status.h"
+#include "ipfleet/controller/api/context.h"
+#include "ipfleet/controller/inventory/types.h"
+#include "ipfleet/rollout/bundles.h"
+#include "ipfleet/v1/agent_service.pb.h"
+
+namespace ipfleet::rollout {
+
+struct StartParams {
+  uint32_t canary_percent = 0;
+  uint32_t wave_size = 0;
+  uint32_t wave_timeout_seconds = 0;  // 0: the default
+};
+
+struct EngineOptions {
+  uint32_t default_wave_timeout_seconds = 120;
+  int tick_ms = 50;  // how often the engine thread looks at timeouts when nothing happens
+};
+
+// Splits hosts (already sorted) into waves: ceil(canary%) hosts first (at least one when the
+// percentage is not 0), then chunks of wave_size (0: everything left at once).
+std::vector<std::vector<std::string>> PlanWaves(const std::vector<std::string>& hosts, uint32_t canary_percent,
+                                                uint32_t wave_size);
+
+class Engine {
+ public:
+  Engine(controller::ControllerContext& ctx, BundleFactory& bundles, EngineOptions options = {});
+  ~Engine();
+
+  // Loads applied versions and health, resumes a running rollout, starts the engine thread.
+  absl::Status Start();
+  void Stop();
+
+  // A new rollout of the current generation. FailedPrecondition while another one runs.
+  absl::StatusOr<inventory::Rollout> StartRollout(const StartParams& params);
+  // A new generation with the content of `generation` (0: the one before the current), then a
+  // rollout of it with the parameters of the last rollout.
+  absl::StatusOr<inventory::Rollout> Rollback(uint64_t generation);
+  absl::StatusOr<inventory::Rollout> Abort(uint64_t id);
+  absl::StatusOr<inventory::Rollout> Get(uint64_t id);  // 0: latest
+
+  // Session events (registered with the SessionRegistry by the module).
+  void OnHello(const std::string& host, const v1::Hello& hello);
+  void OnAck(const std::string& host, const v1::BundleAck& ack);
+  void OnHealth(const std::string& host, const v1::HealthReport& report);
+
+ private:
+  struct HostRun {
+    uint32_t wave = 0;
+    uint64_t version = 0;
+    inventory::HostRolloutState state = inventory::HostRolloutState::kPending;
+    std::string error;
+    int64_t updated_unix = 0;
+    bool dirty = false;
+  };
+  struct Run {
+    inventory::Rollout meta;  // hosts kept in `hosts` below
+    std::map<std::string, HostRun> hosts;
+    std::vector<std::vector<std::string>> waves;
+    std::shared_ptr<const policy::CompileResult> compiled;
+    int64_t wave_started = 0;
+    bool meta_dirty = false;
+  };
+  struct HealthView {
+    uint64_t bundle_version = 0;
+    std::set<std::string> up;
+  };
+
+  void Loop();
+  // With mu_ held: evaluates the current wave, advances or halts. Returns pushes to do unlocked.
+  void Step(std::vector<std::pair<std::string, v1::ControllerMessage>>* pushes);
+  absl::Status StartWave(std::vector<std::pair<std::string, v1::ControllerMessage>>* pushes);
+  bool HostDone(const std::string& host, const HostRun& h) const;
+  absl::Status Persist();
+  void Finish(inventory::RolloutState state, const std::string& error);
+  absl::StatusOr<inventory::Rollout> Begin(uint64_t generation, const StartParams& params);
+  inventory::Rollout Snapshot() const;
+  int64_t Now() const { return ctx_.clock(); }
+
+  controller::ControllerContext& ctx_;
+  BundleFactory& bundles_;
+  EngineOptions options_;
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  bool wake_ = false;
+  std::unique_ptr<Run> run_;  // the running rollout, if any
+  std::map<std::string, uint64_t> applied_;                        // acknowledged bundle version per host
+  std::map<std::string, std::pair<uint64_t, std::string>> refused_;  // version, error
+  std::map<std::string, HealthView> health_;
+  std::thread thread_;
+};
+
+}  // namespace ipfleet::rollout

@@ -1,0 +1,103 @@
+#include "ipfleet/rollout/commands.h"
+
+#include <spdlog/spdlog.h>
+
+#include <absl/strings/str_cat.h>
+
+#include "ipfleet/controller/api/session_registry.h"
+#include "ipfleet/controller/inventory/store.h"
+
+namespace ipfleet::rollout {
+
+using inventory::CommandState;
+
+v1::Command CommandQueue::ToWire(const inventory::CommandRecord& c) {
+  v1::Command w;
+  w.set_id(c.id);
+  w.set_kind(static_cast<v1::CommandKind>(c.kind));
+  w.set_tunnel(c.tunnel);
+  w.set_peer(c.peer);
+  w.set_issued_unix(c.issued_unix);
+  return w;
+}
+
+absl::StatusOr<inventory::CommandRecord> CommandQueue::Send(const std::string& host, v1::CommandKind kind,
+                                                            const std::string& tunnel, const std::string& peer) {
+  if (kind == v1::COMMAND_KIND_UNSPECIFIED) return absl::InvalidArgumentError("command kind missing");
+  std::lock_guard lock(send_mu_);
+  inventory::CommandRecord c;
+  c.host = host;
+  c.kind = kind;
+  c.tunnel = tunnel;
+  c.peer = peer;
+  c.issued_unix = ctx_.clock();
+  c.state = CommandState::kQueued;
+  IPFLEET_RETURN_IF_ERROR(ctx_.store->Transact([&](inventory::Tx& tx) -> absl::Status {
+    IPFLEET_RETURN_IF_ERROR(tx.GetHost(host).status());
+    IPFLEET_ASSIGN_OR_RETURN(c.id, tx.EnqueueCommand(c));
+    return absl::OkStatus();
+  }));
+  v1::ControllerMessage msg;
+  *msg.mutable_command() = ToWire(c);
+  if (ctx_.sessions->Push(host, msg)) {
+    c.state = CommandState::kDelivered;
+    c.delivered_unix = ctx_.clock();
+    IPFLEET_RETURN_IF_ERROR(ctx_.store->Transact([&](inventory::Tx& tx) { return tx.UpdateCommand(c); }));
+  }
+  spdlog::info("event=command_queued id={} host={} kind={} tunnel={} delivered={}", c.id, host, static_cast<int>(kind),
+               tunnel, c.state == CommandState::kDelivered);
+  return c;
+}
+
+void CommandQueue::OnHello(const std::string& host, const v1::Hello& hello) {
+  std::lock_guard lock(send_mu_);
+  absl::StatusOr<std::vector<inventory::CommandRecord>> pending = ctx_.store->PendingCommands(host, hello.last_command_id());
+  if (!pending.ok()) {
+    spdlog::error("event=command_resend_failed host={} error=\"{}\"", host, std::string(pending.status().message()));
+    return;
+  }
+  for (inventory::CommandRecord& c : *pending) {
+    v1::ControllerMessage msg;
+    *msg.mutable_command() = ToWire(c);
+    if (!ctx_.sessions->Push(host, msg)) break;
+    if (c.state == CommandState::kQueued) {
+      c.state = CommandState::kDelivered;
+      c.delivered_unix = ctx_.clock();
+      absl::Status st = ctx_.store->Transact([&](inventory::Tx& tx) { return tx.UpdateCommand(c); });
+      if (!st.ok()) spdlog::error("event=command_update_failed id={} error=\"{}\"", c.id, std::string(st.message()));
+    }
+    spdlog::info("event=command_sent_on_hello id={} host={} agent_last={}", c.id, host, hello.last_command_id());
+  }
+}
+
+void CommandQueue::OnResult(const std::string&, const v1::CommandResult&) {
+  // The AgentService stored the result before dispatching; wake whoever waits for it.
+  std::lock_guard lock(wait_mu_);
+  finished_.notify_all();
+}
+
+void CommandQueue::Stop() {
+  std::lock_guard lock(wait_mu_);
+  stopping_ = true;
+  finished_.notify_all();
+}
+
+absl::StatusOr<inventory::CommandRecord> CommandQueue::Get(uint64_t id, uint32_t wait_seconds) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(wait_seconds);
+  for (;;) {
+    absl::StatusOr<inventory::CommandRecord> c = ctx_.store->GetCommand(id);
+    if (!c.ok()) {
+      if (absl::IsNotFound(c.status())) return absl::NotFoundError(absl::StrCat("no command with id ", id));
+      return c.status();
+    }
+    bool done = c->state == CommandState::kSucceeded || c->state == CommandState::kFailed;
+    if (done || wait_seconds == 0) return c;
+    std::unique_lock lock(wait_mu_);
+    if (stopping_ || std::chrono::steady_clock::now() >= deadline) return c;
+    // Bounded wait: results wake us, the timeout re-checks the store (a result may land between
+    // the read above and this wait).
+    finished_.wait_until(lock, std::min(deadline, std::chrono::steady_clock::now() + std::chrono::milliseconds(200)));
+  }
+}
+
+}  // namespace ipfleet::rollout

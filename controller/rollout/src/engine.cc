@@ -1,0 +1,438 @@
+#include "ipfleet/rollout/engine.h"
+
+#include <spdlog/spdlog.h>
+
+#include <absl/strings/str_cat.h>
+#include <absl/strings/str_join.h>
+
+#include "ipfleet/controller/api/session_registry.h"
+#include "ipfleet/controller/inventory/store.h"
+#include "ipfleet/rollout/desired.h"
+
+namespace ipfleet::rollout {
+
+using inventory::HostRolloutState;
+using inventory::RolloutState;
+
+std::vector<std::vector<std::string>> PlanWaves(const std::vector<std::string>& hosts, uint32_t canary_percent,
+                                                uint32_t wave_size) {
+  std::vector<std::vector<std::string>> waves;
+  size_t next = 0;
+  if (canary_percent > 0 && !hosts.empty()) {
+    size_t canary = (hosts.size() * std::min<uint32_t>(canary_percent, 100) + 99) / 100;
+    canary = std::clamp<size_t>(canary, 1, hosts.size());
+    waves.emplace_back(hosts.begin(), hosts.begin() + canary);
+    next = canary;
+  }
+  while (next < hosts.size()) {
+    size_t n = wave_size == 0 ? hosts.size() - next : std::min<size_t>(wave_size, hosts.size() - next);
+    waves.emplace_back(hosts.begin() + next, hosts.begin() + next + n);
+    next += n;
+  }
+  return waves;
+}
+
+Engine::Engine(controller::ControllerContext& ctx, BundleFactory& bundles, EngineOptions options)
+    : ctx_(ctx), bundles_(bundles), options_(options) {}
+
+Engine::~Engine() { Stop(); }
+
+absl::Status Engine::Start() {
+  IPFLEET_ASSIGN_OR_RETURN(std::vector<inventory::Host> hosts, ctx_.store->ListHosts());
+  IPFLEET_ASSIGN_OR_RETURN(std::vector<inventory::HealthRecord> health, ctx_.store->ListHealth());
+  std::vector<std::pair<std::string, v1::ControllerMessage>> pushes;
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& h : hosts) applied_[h.name] = h.applied_bundle_version;
+    for (const auto& rec : health) {
+      v1::HealthReport r;
+      if (!r.ParseFromString(rec.report)) continue;
+      HealthView& v = health_[rec.host];
+      v.bundle_version = r.bundle_version();
+      for (const auto& t : r.tunnels()) {
+        if (t.up()) v.up.insert(t.tunnel());
+      }
+    }
+    absl::StatusOr<inventory::Rollout> latest = ctx_.store->LatestRollout();
+    if (latest.ok() && latest->state == RolloutState::kRunning) {
+      auto run = std::make_unique<Run>();
+      run->meta = *latest;
+      IPFLEET_ASSIGN_OR_RETURN(run->compiled, bundles_.Compiled(latest->generation));
+      run->waves.resize(latest->waves);
+      int64_t started = 0;
+      for (const inventory::RolloutHost& h : latest->hosts) {
+        run->hosts[h.host] = HostRun{h.wave, h.version, h.state, h.error, h.updated_unix, false};
+        if (h.wave < run->waves.size()) run->waves[h.wave].push_back(h.host);
+        if (h.wave == latest->current_wave && h.state == HostRolloutState::kSent) {
+          started = started == 0 ? h.updated_unix : std::min(started, h.updated_unix);
+          // The push may have been lost with the old process; agents ignore versions they have.
+          if (applied_[h.host] < h.version) {
+            absl::StatusOr<inventory::BundleRecord> b = ctx_.store->GetBundle(h.host, h.version);
+            v1::ControllerMessage msg;
+            if (b.ok() && msg.mutable_bundle()->ParseFromString(b->signed_bundle)) pushes.emplace_back(h.host, msg);
+          }
+        }
+      }
+      for (auto& w : run->waves) std::sort(w.begin(), w.end());
+      run->wave_started = started == 0 ? Now() : started;
+      spdlog::info("event=rollout_resumed id={} generation={} wave={}/{}", run->meta.id, run->meta.generation,
+                   run->meta.current_wave + 1, run->meta.waves);
+      run_ = std::move(run);
+      wake_ = true;
+    }
+    stop_ = false;
+  }
+  for (const auto& [host, msg] : pushes) ctx_.sessions->Push(host, msg);
+  thread_ = std::thread([this] { Loop(); });
+  return absl::OkStatus();
+}
+
+void Engine::Stop() {
+  {
+    std::lock_guard lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+void Engine::Loop() {
+  std::unique_lock lock(mu_);
+  while (!stop_) {
+    cv_.wait_for(lock, std::chrono::milliseconds(options_.tick_ms), [&] { return stop_ || wake_; });
+    if (stop_) break;
+    wake_ = false;
+    std::vector<std::pair<std::string, v1::ControllerMessage>> pushes;
+    Step(&pushes);
+    if (pushes.empty()) continue;
+    lock.unlock();
+    for (const auto& [host, msg] : pushes) ctx_.sessions->Push(host, msg);
+    lock.lock();
+  }
+}
+
+bool Engine::HostDone(const std::string& host, const HostRun& h) const {
+  auto applied = applied_.find(host);
+  if (applied == applied_.end() || applied->second < h.version) return false;
+  auto bundle = run_->compiled->bundles.find(host);
+  if (bundle == run_->compiled->bundles.end() || bundle->second.tunnels().empty()) return true;
+  auto health = health_.find(host);
+  if (health == health_.end() || health->second.bundle_version < h.version) return false;
+  for (const v1::TunnelSpec& t : bundle->second.tunnels()) {
+    if (health->second.up.count(t.name())) continue;
+    // A tunnel can only come up once its peer has the new bundle too: a peer in a later wave
+    // (or still applying) does not hold this host back.
+    const std::string& peer = t.remote().host();
+    if (!peer.empty()) {
+      auto p = run_->hosts.find(peer);
+      if (p == run_->hosts.end()) continue;  // peer not in this rollout (removed since)
+      auto pa = applied_.find(peer);
+      if (p->second.state == HostRolloutState::kPending || pa == applied_.end() || pa->second < p->second.version) continue;
+    }
+    return false;
+  }
+  return true;
+}
+
+void Engine::Step(std::vector<std::pair<std::string, v1::ControllerMessage>>* pushes) {
+  if (!run_ || run_->meta.state != RolloutState::kRunning) return;
+  for (;;) {
+    const std::vector<std::string>& wave = run_->waves[run_->meta.current_wave];
+    bool pending = false;
+    for (const auto& h : wave) pending = pending || run_->hosts[h].state == HostRolloutState::kPending;
+    if (pending) {
+      if (absl::Status st = StartWave(pushes); !st.ok()) {
+        Finish(RolloutState::kHalted, absl::StrCat("wave ", run_->meta.current_wave + 1, " could not start: ", st.message()));
+      }
+      break;
+    }
+    std::vector<std::string> failed, waiting;
+    for (const auto& name : wave) {
+      HostRun& h = run_->hosts[name];
+      if (h.state != HostRolloutState::kSent) {
+        if (h.state == HostRolloutState::kFailed) failed.push_back(name);
+        continue;
+      }
+      auto r = refused_.find(name);
+      auto applied = applied_.find(name);
+      bool already = applied != applied_.end() && applied->second >= h.version;
+      if (r != refused_.end() && r->second.first == h.version && !already) {
+        h.state = HostRolloutState::kFailed;
+        h.error = absl::StrCat("bundle v", h.version, " refused: ", r->second.second);
+        h.updated_unix = Now();
+        h.dirty = true;
+        failed.push_back(name);
+      } else if (HostDone(name, h)) {
+        h.state = HostRolloutState::kDone;
+        h.updated_unix = Now();
+        h.dirty = true;
+      } else {
+        waiting.push_back(name);
+      }
+    }
+    if (!failed.empty()) {
+      Finish(RolloutState::kHalted, absl::StrCat("halted in wave ", run_->meta.current_wave + 1, ": ", failed.front(),
+                                                 ": ", run_->hosts[failed.front()].error));
+      break;
+    }
+    if (waiting.empty()) {
+      if (run_->meta.current_wave + 1 >= run_->waves.size()) {
+        Finish(RolloutState::kSucceeded, "");
+        break;
+      }
+      ++run_->meta.current_wave;
+      run_->meta_dirty = true;
+      continue;  // start the next wave right away
+    }
+    uint32_t timeout = run_->meta.wave_timeout_seconds ? run_->meta.wave_timeout_seconds
+                                                       : options_.default_wave_timeout_seconds;
+    if (Now() >= run_->wave_started + timeout) {
+      for (const auto& name : waiting) {
+        HostRun& h = run_->hosts[name];
+        h.state = HostRolloutState::kTimedOut;
+        auto applied = applied_.find(name);
+        h.error = (applied == applied_.end() || applied->second < h.version)
+                      ? absl::StrCat("no acknowledgement of v", h.version, " within ", timeout, "s",
+                                     ctx_.sessions->IsConnected(name) ? "" : " (not connected)")
+                      : absl::StrCat("v", h.version, " applied but tunnels not reported up within ", timeout, "s");
+        h.updated_unix = Now();
+        h.dirty = true;
+      }
+      std::vector<std::string> first(waiting.begin(), waiting.begin() + std::min<size_t>(waiting.size(), 5));
+      Finish(RolloutState::kHalted, absl::StrCat("wave ", run_->meta.current_wave + 1, " timed out after ", timeout,
+                                                 "s: ", waiting.size(), " host(s) not done (", absl::StrJoin(first, ", "),
+                                                 waiting.size() > 5 ? ", ..." : "", "): ", run_->hosts[waiting.front()].error));
+    }
+    break;
+  }
+  if (absl::Status st = Persist(); !st.ok()) {
+    spdlog::error("event=rollout_persist_failed id={} error=\"{}\"", run_->meta.id, std::string(st.message()));
+  }
+}
+
+absl::Status Engine::StartWave(std::vector<std::pair<std::string, v1::ControllerMessage>>* pushes) {
+  const uint32_t wave_no = run_->meta.current_wave;
+  std::vector<std::string> todo;
+  for (const auto& h : run_->waves[wave_no]) {
+    if (run_->hosts[h].state == HostRolloutState::kPending) todo.push_back(h);
+  }
+  std::map<std::string, uint64_t> versions;
+  IPFLEET_RETURN_IF_ERROR(ctx_.store->Transact([&](inventory::Tx& tx) -> absl::Status {
+    for (const auto& h : todo) {
+      IPFLEET_ASSIGN_OR_RETURN(versions[h], tx.NextBundleVersion(h));
+    }
+    return absl::OkStatus();
+  }));
+  // Signed at wave start, not at rollout start: a host in a later wave keeps its current bundle
+  // (also on reconnect) until its wave comes, and later waves carry the newest CRL.
+  const int64_t now = Now();
+  std::vector<inventory::BundleRecord> records;
+  records.reserve(todo.size());
+  for (const auto& h : todo) {
+    IPFLEET_ASSIGN_OR_RETURN(v1::SignedBundle signed_bundle, bundles_.Sign(run_->compiled->bundles.at(h), versions[h]));
+    v1::ControllerMessage msg;
+    *msg.mutable_bundle() = std::move(signed_bundle);
+    records.push_back({h, versions[h], run_->meta.generation, now, msg.bundle().SerializeAsString()});
+    pushes->emplace_back(h, std::move(msg));
+  }
+  IPFLEET_RETURN_IF_ERROR(ctx_.store->Transact([&](inventory::Tx& tx) -> absl::Status {
+    for (const auto& rec : records) {
+      IPFLEET_RETURN_IF_ERROR(tx.PutBundle(rec));
+      IPFLEET_RETURN_IF_ERROR(tx.SetDesiredBundleVersion(rec.host, rec.version));
+      inventory::RolloutHost rh{rec.host, wave_no, rec.version, HostRolloutState::kSent, "", now};
+      IPFLEET_RETURN_IF_ERROR(tx.PutRolloutHost(run_->meta.id, rh));
+    }
+    return tx.UpdateRollout(run_->meta);
+  }));
+  for (const auto& rec : records) {
+    HostRun& h = run_->hosts[rec.host];
+    h.version = rec.version;
+    h.state = HostRolloutState::kSent;
+    h.updated_unix = now;
+  }
+  run_->wave_started = now;
+  run_->meta_dirty = false;
+  spdlog::info("event=rollout_wave_started id={} generation={} wave={}/{} hosts={}", run_->meta.id,
+               run_->meta.generation, wave_no + 1, run_->meta.waves, todo.size());
+  return absl::OkStatus();
+}
+
+absl::Status Engine::Persist() {
+  std::vector<inventory::RolloutHost> dirty;
+  for (const auto& [name, h] : run_->hosts) {
+    if (h.dirty) dirty.push_back({name, h.wave, h.version, h.state, h.error, h.updated_unix});
+  }
+  if (dirty.empty() && !run_->meta_dirty) return absl::OkStatus();
+  IPFLEET_RETURN_IF_ERROR(ctx_.store->Transact([&](inventory::Tx& tx) -> absl::Status {
+    for (const auto& h : dirty) IPFLEET_RETURN_IF_ERROR(tx.PutRolloutHost(run_->meta.id, h));
+    if (run_->meta_dirty) IPFLEET_RETURN_IF_ERROR(tx.UpdateRollout(run_->meta));
+    return absl::OkStatus();
+  }));
+  for (const auto& h : dirty) run_->hosts[h.host].dirty = false;
+  run_->meta_dirty = false;
+  return absl::OkStatus();
+}
+
+void Engine::Finish(RolloutState state, const std::string& error) {
+  run_->meta.state = state;
+  run_->meta.finished_unix = Now();
+  run_->meta.error = error;
+  run_->meta_dirty = true;
+  spdlog::info("event=rollout_finished id={} generation={} state={} error=\"{}\"", run_->meta.id,
+               run_->meta.generation, static_cast<int>(state), error);
+}
+
+inventory::Rollout Engine::Snapshot() const {
+  inventory::Rollout r = run_->meta;
+  r.hosts.clear();
+  for (const auto& [name, h] : run_->hosts) r.hosts.push_back({name, h.wave, h.version, h.state, h.error, h.updated_unix});
+  return r;
+}
+
+absl::StatusOr<inventory::Rollout> Engine::Begin(uint64_t generation, const StartParams& params) {
+  IPFLEET_ASSIGN_OR_RETURN(auto compiled, bundles_.Compiled(generation));
+  IPFLEET_ASSIGN_OR_RETURN(std::vector<inventory::Host> current, ctx_.store->ListHosts());
+  std::set<std::string> present;
+  for (const auto& h : current) present.insert(h.name);
+  std::vector<std::string> hosts;
+  for (const auto& [name, b] : compiled->bundles) {
+    if (present.count(name)) hosts.push_back(name);  // hosts removed since the apply are skipped
+  }
+  auto run = std::make_unique<Run>();
+  run->compiled = compiled;
+  run->waves = PlanWaves(hosts, params.canary_percent, params.wave_size);
+  inventory::Rollout& r = run->meta;
+  r.generation = generation;
+  r.state = run->waves.empty() ? RolloutState::kSucceeded : RolloutState::kRunning;
+  r.current_wave = 0;
+  r.waves = static_cast<uint32_t>(run->waves.size());
+  r.canary_percent = params.canary_percent;
+  r.wave_size = params.wave_size;
+  r.wave_timeout_seconds = params.wave_timeout_seconds ? params.wave_timeout_seconds : options_.default_wave_timeout_seconds;
+  r.started_unix = Now();
+  if (run->waves.empty()) r.finished_unix = r.started_unix;
+  for (uint32_t w = 0; w < run->waves.size(); ++w) {
+    for (const auto& h : run->waves[w]) {
+      r.hosts.push_back({h, w, 0, HostRolloutState::kPending, "", r.started_unix});
+      run->hosts[h] = HostRun{w, 0, HostRolloutState::kPending, "", r.started_unix, false};
+    }
+  }
+  IPFLEET_RETURN_IF_ERROR(ctx_.store->Transact([&](inventory::Tx& tx) -> absl::Status {
+    IPFLEET_ASSIGN_OR_RETURN(r.id, tx.CreateRollout(r));
+    return absl::OkStatus();
+  }));
+  spdlog::info("event=rollout_started id={} generation={} hosts={} waves={} canary_percent={} wave_size={}", r.id,
+               generation, hosts.size(), r.waves, params.canary_percent, params.wave_size);
+  run_ = std::move(run);
+  refused_.clear();
+  wake_ = true;
+  cv_.notify_all();
+  return Snapshot();
+}
+
+absl::StatusOr<inventory::Rollout> Engine::StartRollout(const StartParams& params) {
+  std::lock_guard lock(mu_);
+  if (run_ && run_->meta.state == RolloutState::kRunning) {
+    return absl::FailedPreconditionError(absl::StrCat("rollout ", run_->meta.id,
+                                                      " is still running; wait for it or `ipfleet rollout abort`"));
+  }
+  IPFLEET_ASSIGN_OR_RETURN(uint64_t generation, ctx_.store->CurrentGeneration());
+  if (generation == 0) {
+    return absl::FailedPreconditionError("nothing applied yet; run `ipfleet apply -f fleet.yaml` first");
+  }
+  return Begin(generation, params);
+}
+
+absl::StatusOr<inventory::Rollout> Engine::Rollback(uint64_t target) {
+  std::lock_guard lock(mu_);
+  if (run_ && run_->meta.state == RolloutState::kRunning) {
+    return absl::FailedPreconditionError(absl::StrCat("rollout ", run_->meta.id, " is still running; `ipfleet rollout abort` it first"));
+  }
+  IPFLEET_ASSIGN_OR_RETURN(uint64_t current, ctx_.store->CurrentGeneration());
+  if (target == 0) target = current > 0 ? current - 1 : 0;
+  if (target == 0 || target > current) {
+    return absl::FailedPreconditionError(absl::StrCat("no generation to roll back to (current is ", current, ")"));
+  }
+  IPFLEET_ASSIGN_OR_RETURN(inventory::Generation old, ctx_.store->GetGeneration(target));
+  IPFLEET_ASSIGN_OR_RETURN(fleet::GenerationRecord record, fleet::DecodeGeneration(old.snapshot));
+  record.created_unix = Now();
+  // The old content becomes a new generation: every host gets it as a new, higher version.
+  IPFLEET_ASSIGN_OR_RETURN(PreparedGeneration prepared, PrepareGeneration(bundles_, std::move(record), current + 1));
+  IPFLEET_ASSIGN_OR_RETURN(uint64_t id, CommitGeneration(ctx_, prepared, current, absl::StrCat("rollback to ", target)));
+  StartParams params;
+  absl::StatusOr<inventory::Rollout> last = ctx_.store->LatestRollout();
+  if (last.ok()) params = {last->canary_percent, last->wave_size, last->wave_timeout_seconds};
+  return Begin(id, params);
+}
+
+absl::StatusOr<inventory::Rollout> Engine::Abort(uint64_t id) {
+  std::lock_guard lock(mu_);
+  if (run_ && (id == 0 || id == run_->meta.id)) {
+    if (run_->meta.state != RolloutState::kRunning) {
+      return absl::FailedPreconditionError(absl::StrCat("rollout ", run_->meta.id, " is not running"));
+    }
+    Finish(RolloutState::kAborted, "aborted by operator");
+    IPFLEET_RETURN_IF_ERROR(Persist());
+    return Snapshot();
+  }
+  return absl::FailedPreconditionError(id == 0 ? "no rollout is running" : absl::StrCat("rollout ", id, " is not running"));
+}
+
+absl::StatusOr<inventory::Rollout> Engine::Get(uint64_t id) {
+  {
+    std::lock_guard lock(mu_);
+    if (run_ && (id == 0 || id == run_->meta.id)) return Snapshot();
+  }
+  if (id == 0) {
+    absl::StatusOr<inventory::Rollout> r = ctx_.store->LatestRollout();
+    if (absl::IsNotFound(r.status())) return absl::NotFoundError("no rollout yet; start one with `ipfleet rollout start`");
+    return r;
+  }
+  return ctx_.store->GetRollout(id);
+}
+
+void Engine::OnHello(const std::string& host, const v1::Hello& hello) {
+  {
+    std::lock_guard lock(mu_);
+    applied_[host] = hello.bundle_version();
+    wake_ = true;
+  }
+  cv_.notify_all();
+  // A host that was away gets the newest bundle it is due (bundles are stored when their wave starts).
+  absl::StatusOr<inventory::BundleRecord> latest = ctx_.store->LatestBundle(host);
+  if (!latest.ok() || latest->version <= hello.bundle_version()) return;
+  v1::ControllerMessage msg;
+  if (!msg.mutable_bundle()->ParseFromString(latest->signed_bundle)) return;
+  spdlog::info("event=bundle_sent_on_hello host={} version={} had={}", host, latest->version, hello.bundle_version());
+  ctx_.sessions->Push(host, msg);
+}
+
+void Engine::OnAck(const std::string& host, const v1::BundleAck& ack) {
+  {
+    std::lock_guard lock(mu_);
+    if (ack.applied()) {
+      uint64_t& v = applied_[host];
+      v = std::max(v, ack.version());
+    } else {
+      refused_[host] = {ack.version(), ack.error()};
+    }
+    wake_ = true;
+  }
+  cv_.notify_all();
+}
+
+void Engine::OnHealth(const std::string& host, const v1::HealthReport& report) {
+  {
+    std::lock_guard lock(mu_);
+    HealthView& v = health_[host];
+    v.bundle_version = report.bundle_version();
+    v.up.clear();
+    for (const auto& t : report.tunnels()) {
+      if (t.up()) v.up.insert(t.tunnel());
+    }
+    wake_ = true;
+  }
+  cv_.notify_all();
+}
+
+}  // namespace ipfleet::rollout
