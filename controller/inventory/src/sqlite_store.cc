@@ -238,28 +238,7 @@ class SqliteOps final : public Tx {
 
   absl::Status ConsumeEnrollmentToken(const std::string& hash, const std::string& host,
                                       int64_t now) override {
-    absl::StatusOr<EnrollmentToken> t = GetEnrollmentToken(hash);
-    if (absl::IsNotFound(t.status())) {
-      return absl::NotFoundError(absl::StrCat(
-          "unknown enrollment token for host '", host,
-          "'; check it was copied whole or get a new one with `ipfleet host token ", host, "`"));
-    }
-    IPFLEET_RETURN_IF_ERROR(t.status());
-    if (t->host != host) {
-      return absl::PermissionDeniedError(absl::StrCat(
-          "enrollment token was issued for another host, not '", host,
-          "'; enroll with the host name given to `ipfleet host add`"));
-    }
-    if (t->used) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "enrollment token for '", host, "' was already used; get a new one with `ipfleet host token ",
-          host, "`"));
-    }
-    if (t->expires_unix <= now) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "enrollment token for '", host, "' expired ", now - t->expires_unix,
-          " s ago; get a new one with `ipfleet host token ", host, "`"));
-    }
+    IPFLEET_RETURN_IF_ERROR(CheckEnrollmentToken(GetEnrollmentToken(hash), host, now));
     IPFLEET_ASSIGN_OR_RETURN(auto s, c_.Prepare("UPDATE enrollment_tokens SET used = 1, used_unix = ? "
                                                "WHERE token_sha256 = ? AND used = 0"));
     IPFLEET_RETURN_IF_ERROR(s->Bind(1, now).Bind(2, hash).Run());

@@ -24,6 +24,13 @@
 
 namespace ipfleet::inventory {
 
+// The enrollment token rules, shared by every implementation and by callers that want to check
+// before doing expensive work: `token` is the lookup result for the presented token's hash.
+// NotFound (unknown), PermissionDenied (issued for another host), FailedPrecondition (used or
+// expired); OK when the token may be consumed by `host` at `now_unix`.
+absl::Status CheckEnrollmentToken(const absl::StatusOr<EnrollmentToken>& token, const std::string& host,
+                                  int64_t now_unix);
+
 class Reader {
  public:
   virtual ~Reader() = default;

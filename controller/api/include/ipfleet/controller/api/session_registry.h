@@ -1,0 +1,89 @@
+// Live agent sessions, one per host. The AgentService registers each authenticated Session
+// stream here; everything else in the controller (rollouts, commands) talks to agents only
+// through this class: push a ControllerMessage to one host, and subscribe to what agents send.
+//
+// Handlers are called on the session's gRPC callback thread, in the order the agent sent the
+// messages, after the controller recorded them in the inventory (applied bundle version, health,
+// command result, last seen). Keep them short: no blocking network I/O, store writes are fine.
+// Register handlers before the server starts.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "ipfleet/v1/agent_service.pb.h"
+
+namespace ipfleet::controller {
+
+// The sending side of one live Session stream (implemented by the AgentService).
+class SessionSink {
+ public:
+  virtual ~SessionSink() = default;
+  // Queues `msg` for the agent; false when the stream is already closing.
+  virtual bool Send(const v1::ControllerMessage& msg) = 0;
+  // Ends the stream with `code`/`message` (e.g. replaced by a newer session, shutdown).
+  virtual void Close(int grpc_code, const std::string& message) = 0;
+};
+
+class SessionRegistry {
+ public:
+  using HelloHandler = std::function<void(const std::string& host, const v1::Hello&)>;
+  using AckHandler = std::function<void(const std::string& host, const v1::BundleAck&)>;
+  using HealthHandler = std::function<void(const std::string& host, const v1::HealthReport&)>;
+  using CommandResultHandler = std::function<void(const std::string& host, const v1::CommandResult&)>;
+  using DisconnectHandler = std::function<void(const std::string& host)>;
+
+  // --- for the rest of the controller ------------------------------------------------------
+  // Queues `msg` on the host's live session. False when the host has no session now (the caller
+  // keeps the message in the inventory and sends it on the next hello).
+  bool Push(const std::string& host, const v1::ControllerMessage& msg);
+  bool IsConnected(const std::string& host) const;
+  std::vector<std::string> ConnectedHosts() const;  // sorted
+  size_t ConnectedCount() const;
+  // Last time anything arrived from the host on a session, 0 if never (since this start).
+  int64_t LastSeen(const std::string& host) const;
+
+  void OnHello(HelloHandler h) { hello_.push_back(std::move(h)); }
+  void OnBundleAck(AckHandler h) { ack_.push_back(std::move(h)); }
+  void OnHealth(HealthHandler h) { health_.push_back(std::move(h)); }
+  void OnCommandResult(CommandResultHandler h) { result_.push_back(std::move(h)); }
+  void OnDisconnect(DisconnectHandler h) { disconnect_.push_back(std::move(h)); }
+
+  // --- for the AgentService ----------------------------------------------------------------
+  // Makes `sink` the host's session; a previous one is closed ("replaced by a newer session").
+  void Attach(const std::string& host, std::shared_ptr<SessionSink> sink, int64_t now_unix);
+  // Removes the host's session if it is still `sink` (a replaced session detaches nothing).
+  // Returns true if it was the live one (then disconnect handlers ran).
+  bool Detach(const std::string& host, const SessionSink* sink);
+  void Touch(const std::string& host, int64_t now_unix);
+  // Ends the host's live session, if any (host removed, certificate revoked).
+  void Kick(const std::string& host, const std::string& message);
+  // Closes every session (shutdown).
+  void CloseAll(const std::string& message);
+
+  void DispatchHello(const std::string& host, const v1::Hello& m) const;
+  void DispatchAck(const std::string& host, const v1::BundleAck& m) const;
+  void DispatchHealth(const std::string& host, const v1::HealthReport& m) const;
+  void DispatchCommandResult(const std::string& host, const v1::CommandResult& m) const;
+
+ private:
+  struct Entry {
+    std::shared_ptr<SessionSink> sink;
+    int64_t last_seen = 0;
+  };
+  mutable std::mutex mu_;
+  std::map<std::string, Entry> sessions_;
+  std::map<std::string, int64_t> last_seen_;  // survives disconnects
+  std::vector<HelloHandler> hello_;
+  std::vector<AckHandler> ack_;
+  std::vector<HealthHandler> health_;
+  std::vector<CommandResultHandler> result_;
+  std::vector<DisconnectHandler> disconnect_;
+};
+
+}  // namespace ipfleet::controller

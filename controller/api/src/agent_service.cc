@@ -1,0 +1,281 @@
+#include "ipfleet/controller/api/agent_service.h"
+
+#include <absl/strings/str_cat.h>
+#include <spdlog/spdlog.h>
+
+#include <deque>
+#include <memory>
+#include <mutex>
+
+#include "ipfleet/ca/cert.h"
+#include "ipfleet/controller/api/enrollment.h"
+#include "ipfleet/controller/api/peer_auth.h"
+#include "ipfleet/controller/api/pki.h"
+#include "ipfleet/controller/api/session_registry.h"
+#include "ipfleet/controller/inventory/store.h"
+#include "status_convert.h"
+
+namespace ipfleet::controller {
+namespace {
+
+using Reactor = grpc::ServerBidiReactor<v1::AgentMessage, v1::ControllerMessage>;
+
+// Owns the outbound queue of one stream; outlives the reactor when the registry still holds it.
+// At most one write is in flight (a gRPC rule); Send queues the rest.
+class StreamSink final : public SessionSink {
+ public:
+  explicit StreamSink(Reactor* r) : reactor_(r) {}
+
+  bool Send(const v1::ControllerMessage& msg) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!reactor_ || finished_) return false;
+    queue_.push_back(msg);
+    if (!writing_) {
+      writing_ = true;
+      reactor_->StartWrite(&queue_.front());
+    }
+    return true;
+  }
+
+  void Close(int code, const std::string& message) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!reactor_ || finished_) return;
+    finished_ = true;
+    reactor_->Finish(grpc::Status(static_cast<grpc::StatusCode>(code), message));
+  }
+
+  void WriteDone(bool ok) {
+    std::lock_guard<std::mutex> lock(mu_);
+    queue_.pop_front();
+    if (ok && !finished_ && reactor_ && !queue_.empty()) {
+      reactor_->StartWrite(&queue_.front());
+    } else {
+      writing_ = false;
+    }
+  }
+
+  void Detach() {
+    std::lock_guard<std::mutex> lock(mu_);
+    reactor_ = nullptr;
+  }
+
+ private:
+  std::mutex mu_;
+  Reactor* reactor_;
+  std::deque<v1::ControllerMessage> queue_;  // front is the message being written
+  bool writing_ = false;
+  bool finished_ = false;
+};
+
+class SessionReactor final : public Reactor {
+ public:
+  SessionReactor(ControllerContext& ctx, grpc::CallbackServerContext* sctx)
+      : ctx_(ctx), sink_(std::make_shared<StreamSink>(this)) {
+    absl::StatusOr<PeerIdentity> peer = VerifyPeer(*sctx, *ctx_.pki, *ctx_.store, "host");
+    if (!peer.ok()) {
+      spdlog::warn("event=session_refused peer={} error=\"{}\"", sctx->peer(), std::string(peer.status().message()));
+      sink_->Close(static_cast<int>(peer.status().code()), std::string(peer.status().message()));
+      return;
+    }
+    peer_ = std::move(*peer);
+    StartRead(&in_);
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {  // the agent closed its side, or the call is gone
+      sink_->Close(grpc::StatusCode::OK, "");
+      return;
+    }
+    grpc::Status st = Handle(in_);
+    if (!st.ok()) {
+      spdlog::warn("event=session_error host={} error=\"{}\"", peer_.common_name, st.error_message());
+      sink_->Close(st.error_code(), st.error_message());
+      return;
+    }
+    in_.Clear();
+    StartRead(&in_);
+  }
+
+  void OnWriteDone(bool ok) override { sink_->WriteDone(ok); }
+
+  void OnCancel() override { sink_->Close(grpc::StatusCode::CANCELLED, "session cancelled"); }
+
+  void OnDone() override {
+    if (attached_ && ctx_.sessions->Detach(host_, sink_.get())) {
+      int64_t now = ctx_.clock();
+      absl::Status st = ctx_.store->Transact([&](inventory::Tx& tx) { return tx.SetHostSeen(host_, now, ""); });
+      if (!st.ok() && !absl::IsNotFound(st)) {
+        spdlog::error("event=store_last_seen_failed host={} error=\"{}\"", host_, std::string(st.message()));
+      }
+      spdlog::info("event=session_closed host={}", host_);
+    }
+    sink_->Detach();
+    delete this;
+  }
+
+ private:
+  grpc::Status Handle(const v1::AgentMessage& m) {
+    int64_t now = ctx_.clock();
+    if (!attached_) {
+      if (m.msg_case() != v1::AgentMessage::kHello) {
+        return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "the first session message must be Hello");
+      }
+      return HandleHello(m.hello(), now);
+    }
+    ctx_.sessions->Touch(host_, now);
+    switch (m.msg_case()) {
+      case v1::AgentMessage::kHello:
+        return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "Hello sent twice on one session");
+      case v1::AgentMessage::kHealth:
+        return HandleHealth(m.health(), now);
+      case v1::AgentMessage::kBundleAck:
+        return HandleAck(m.bundle_ack());
+      case v1::AgentMessage::kRenewal:
+        HandleRenewal(m.renewal(), now);
+        return grpc::Status::OK;
+      case v1::AgentMessage::kCommandResult:
+        return HandleCommandResult(m.command_result(), now);
+      case v1::AgentMessage::MSG_NOT_SET:
+        return grpc::Status::OK;  // a newer agent's message type: ignore
+    }
+    return grpc::Status::OK;
+  }
+
+  grpc::Status HandleHello(const v1::Hello& h, int64_t now) {
+    if (!h.host().empty() && h.host() != peer_.common_name) {
+      return grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
+                          absl::StrCat("Hello names host '", h.host(), "' but the certificate is for '",
+                                       peer_.common_name, "'"));
+    }
+    host_ = peer_.common_name;
+    absl::Status st = ctx_.store->Transact([&](inventory::Tx& tx) -> absl::Status {
+      IPFLEET_RETURN_IF_ERROR(tx.SetHostSeen(host_, now, h.agent_version()));
+      return tx.SetAppliedBundleVersion(host_, h.bundle_version());
+    });
+    if (!st.ok()) return ToGrpc(st);
+    attached_ = true;
+    ctx_.sessions->Attach(host_, sink_, now);
+    spdlog::info("event=session_open host={} agent_version={} bundle_version={} serial={}", host_,
+                 h.agent_version(), h.bundle_version(), peer_.serial);
+    ctx_.sessions->DispatchHello(host_, h);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status HandleHealth(const v1::HealthReport& report, int64_t now) {
+    inventory::HealthRecord rec;
+    rec.host = host_;
+    rec.at_unix = now;
+    rec.bundle_version = report.bundle_version();
+    rec.tunnels_total = static_cast<uint32_t>(report.tunnels_size());
+    for (const auto& t : report.tunnels()) rec.tunnels_up += t.up() ? 1 : 0;
+    rec.stale_sas = report.stale_sas();
+    rec.forced_renegotiations = report.forced_renegotiations_total();
+    v1::HealthReport stored = report;
+    stored.set_host(host_);
+    if (stored.at_unix() == 0) stored.set_at_unix(now);
+    rec.report = stored.SerializeAsString();
+    absl::Status st = ctx_.store->Transact([&](inventory::Tx& tx) -> absl::Status {
+      IPFLEET_RETURN_IF_ERROR(tx.PutHealth(rec));
+      return tx.SetHostSeen(host_, now, "");
+    });
+    if (!st.ok()) return ToGrpc(st);
+    ctx_.sessions->DispatchHealth(host_, stored);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status HandleAck(const v1::BundleAck& ack) {
+    if (ack.applied()) {
+      absl::Status st = ctx_.store->Transact(
+          [&](inventory::Tx& tx) { return tx.SetAppliedBundleVersion(host_, ack.version()); });
+      if (!st.ok()) return ToGrpc(st);
+    } else {
+      spdlog::warn("event=bundle_refused host={} version={} error=\"{}\"", host_, ack.version(), ack.error());
+    }
+    ctx_.sessions->DispatchAck(host_, ack);
+    return grpc::Status::OK;
+  }
+
+  // A renewal failure is reported to the agent in CertificateRenewal.error; the session stays.
+  void HandleRenewal(const v1::RenewalRequest& r, int64_t now) {
+    v1::ControllerMessage out;
+    v1::CertificateRenewal* ren = out.mutable_renewal();
+    absl::StatusOr<ca::IssuedCert> issued = ctx_.pki->Renew(r.csr_pem(), peer_.pem);
+    absl::Status st = issued.status();
+    if (st.ok()) {
+      absl::StatusOr<ca::CertInfo> info = ca::InspectCertificatePem(issued->pem);
+      ca::IssueRequest req;
+      if (info.ok()) {
+        req.ips = info->ips;
+        req.dns = info->dns;
+      }
+      inventory::Certificate cert = Pki::ToRecord(*issued, req, "host");
+      st = ctx_.store->Transact([&](inventory::Tx& tx) -> absl::Status {
+        IPFLEET_RETURN_IF_ERROR(tx.PutCertificate(cert));
+        IPFLEET_RETURN_IF_ERROR(tx.SetHostCertificate(host_, cert.serial, cert.not_after_unix));
+        return tx.AppendAudit({0, now, "agent:" + host_, "cert.renew", host_,
+                               absl::StrCat("old=", peer_.serial, " new=", cert.serial), true});
+      });
+      if (st.ok()) {
+        ren->set_certificate_pem(issued->pem);
+        ren->add_ca_chain(ctx_.pki->CaPem());
+        spdlog::info("event=certificate_renewed host={} old_serial={} serial={}", host_, peer_.serial, cert.serial);
+      }
+    }
+    if (!st.ok()) {
+      ren->set_error(absl::StrCat("renewal refused: ", std::string(st.message())));
+      spdlog::warn("event=renewal_refused host={} error=\"{}\"", host_, std::string(st.message()));
+    }
+    sink_->Send(out);
+  }
+
+  grpc::Status HandleCommandResult(const v1::CommandResult& r, int64_t now) {
+    absl::Status st = ctx_.store->Transact([&](inventory::Tx& tx) -> absl::Status {
+      absl::StatusOr<inventory::CommandRecord> cmd = tx.GetCommand(r.id());
+      if (!cmd.ok() || cmd->host != host_) {
+        spdlog::warn("event=command_result_ignored host={} id={} reason=unknown-command", host_, r.id());
+        return absl::OkStatus();
+      }
+      cmd->state = r.ok() ? inventory::CommandState::kSucceeded : inventory::CommandState::kFailed;
+      cmd->finished_unix = r.finished_unix() ? r.finished_unix() : now;
+      cmd->result = r.SerializeAsString();
+      return tx.UpdateCommand(*cmd);
+    });
+    if (!st.ok()) return ToGrpc(st);
+    ctx_.sessions->DispatchCommandResult(host_, r);
+    return grpc::Status::OK;
+  }
+
+  ControllerContext& ctx_;
+  std::shared_ptr<StreamSink> sink_;
+  PeerIdentity peer_;
+  std::string host_;
+  bool attached_ = false;
+  v1::AgentMessage in_;
+};
+
+}  // namespace
+
+grpc::ServerUnaryReactor* AgentServiceImpl::Enroll(grpc::CallbackServerContext* context,
+                                                   const v1::EnrollRequest* request,
+                                                   v1::EnrollResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  absl::StatusOr<Enrolled> e = EnrollHost(ctx_, request->host(), request->token(), request->csr_pem());
+  if (!e.ok()) {
+    spdlog::warn("event=enroll_refused host={} peer={} error=\"{}\"", request->host(), context->peer(),
+                 std::string(e.status().message()));
+    reactor->Finish(ToGrpc(e.status()));
+    return reactor;
+  }
+  response->set_certificate_pem(e->certificate_pem);
+  response->add_ca_chain(ctx_.pki->CaPem());
+  response->set_crl(ctx_.pki->CurrentCrl());
+  reactor->Finish(grpc::Status::OK);
+  return reactor;
+}
+
+grpc::ServerBidiReactor<v1::AgentMessage, v1::ControllerMessage>* AgentServiceImpl::Session(
+    grpc::CallbackServerContext* context) {
+  return new SessionReactor(ctx_, context);
+}
+
+}  // namespace ipfleet::controller

@@ -1,0 +1,291 @@
+#include "ipfleet/controller/daemon/serve.h"
+
+#include <absl/strings/str_cat.h>
+#include <fcntl.h>
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/security/server_credentials.h>
+#include <signal.h>
+#include <spdlog/spdlog.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <optional>
+
+#ifdef IPFLEET_HAVE_SYSTEMD
+#include <systemd/sd-daemon.h>
+#endif
+
+#include "ipfleet/ca/authority.h"
+#include "ipfleet/ca/cert.h"
+#include "ipfleet/ca/layout.h"
+#include "ipfleet/common/files.h"
+#include "ipfleet/common/logging.h"
+#include "ipfleet/controller/api/admin_service.h"
+#include "ipfleet/controller/api/agent_service.h"
+#include "ipfleet/controller/api/pki.h"
+#include "ipfleet/controller/api/session_registry.h"
+#include "ipfleet/controller/inventory/sqlite_store.h"
+
+namespace ipfleet::controller {
+namespace {
+
+// Holds an exclusive flock on DIR/controller.lock for the life of the process: two controllers
+// on one data directory would steal each other's admin socket and race on the CA state.
+class DirLock {
+ public:
+  static absl::StatusOr<std::unique_ptr<DirLock>> Acquire(const std::filesystem::path& dir) {
+    std::filesystem::path p = dir / "controller.lock";
+    int fd = ::open(p.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) return absl::UnavailableError(absl::StrCat("open(", p.string(), "): ", std::strerror(errno)));
+    if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+      ::close(fd);
+      return absl::FailedPreconditionError(absl::StrCat(
+          "another ipfleet-controller is already running on ", dir.string(), " (", p.string(), " is locked)"));
+    }
+    return std::unique_ptr<DirLock>(new DirLock(fd));
+  }
+  ~DirLock() { ::close(fd_); }
+
+ private:
+  explicit DirLock(int fd) : fd_(fd) {}
+  int fd_;
+};
+
+bool IsWildcard(const std::string& host) {
+  return host.empty() || host == "0.0.0.0" || host == "[::]" || host == "::";
+}
+
+// "HOST:PORT" / "[V6]:PORT" -> host part (brackets kept).
+std::string HostPart(const std::string& addr) {
+  auto colon = addr.rfind(':');
+  return colon == std::string::npos ? addr : addr.substr(0, colon);
+}
+
+std::string WithPort(const std::string& addr, int port) { return absl::StrCat(HostPart(addr), ":", port); }
+
+}  // namespace
+
+struct Controller::Impl {
+  ServeOptions options;
+  std::unique_ptr<DirLock> lock;
+  std::unique_ptr<inventory::Store> store;
+  std::unique_ptr<ca::CertificateAuthority> ca;
+  std::unique_ptr<Pki> pki;
+  SessionRegistry sessions;
+  ControllerContext ctx;
+  std::unique_ptr<FleetModule> fleet;
+  std::unique_ptr<AgentServiceImpl> agent_service;
+  std::unique_ptr<AdminServiceImpl> admin_service;
+  std::unique_ptr<grpc::Server> agent_server;
+  std::unique_ptr<grpc::Server> admin_server;
+  int agent_port = 0;
+  int admin_tcp_port = 0;
+  std::filesystem::path admin_socket;
+  bool stopped = false;
+};
+
+Controller::Controller(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Controller::~Controller() { Shutdown(); }
+
+int Controller::agent_port() const { return impl_->agent_port; }
+int Controller::admin_tcp_port() const { return impl_->admin_tcp_port; }
+std::filesystem::path Controller::admin_socket() const { return impl_->admin_socket; }
+ControllerContext& Controller::context() { return impl_->ctx; }
+absl::Status Controller::RefreshCrl() { return impl_->pki->RefreshCrl(); }
+
+absl::StatusOr<std::unique_ptr<Controller>> Controller::Start(const ServeOptions& options) {
+  auto impl = std::make_unique<Impl>();
+  impl->options = options;
+  const std::filesystem::path& dir = options.data_dir;
+  std::error_code ec;
+  if (!std::filesystem::exists(ca::layout::CaCert(dir), ec)) {
+    return absl::FailedPreconditionError(absl::StrCat("no CA in ", dir.string(),
+                                                      "; run `ipfleet-controller init --data-dir ",
+                                                      dir.string(), "` first"));
+  }
+  IPFLEET_ASSIGN_OR_RETURN(impl->lock, DirLock::Acquire(dir));
+  IPFLEET_ASSIGN_OR_RETURN(impl->ca, ca::CertificateAuthority::Load(dir));
+  inventory::SqliteOptions so;
+  so.fsync_every_commit = options.fsync_every_commit;
+  IPFLEET_ASSIGN_OR_RETURN(impl->store, inventory::OpenSqliteStore(ca::layout::InventoryDb(dir), so));
+  impl->pki = std::make_unique<Pki>(*impl->ca, *impl->store, options.clock);
+  IPFLEET_RETURN_IF_ERROR(impl->pki->Start());
+
+  IPFLEET_ASSIGN_OR_RETURN(std::string tls_cert, files::Read(ca::layout::ControllerCert(dir)));
+  IPFLEET_ASSIGN_OR_RETURN(std::string tls_key, files::Read(ca::layout::ControllerKey(dir)));
+
+  ControllerContext& ctx = impl->ctx;
+  ctx.data_dir = dir;
+  ctx.store = impl->store.get();
+  ctx.ca = impl->ca.get();
+  ctx.pki = impl->pki.get();
+  ctx.sessions = &impl->sessions;
+  ctx.clock = options.clock;
+
+  // --- AgentService: TLS; the client certificate is requested but checked per call, so Enroll
+  // works without one and Session can refuse with a clear status instead of a handshake error.
+  grpc::SslServerCredentialsOptions agent_tls(GRPC_SSL_REQUEST_CLIENT_CERTIFICATE_BUT_DONT_VERIFY);
+  agent_tls.pem_root_certs = impl->ca->CertificatePem();
+  agent_tls.pem_key_cert_pairs.push_back({tls_key, tls_cert});
+  impl->agent_service = std::make_unique<AgentServiceImpl>(ctx);
+  {
+    grpc::ServerBuilder b;
+    b.AddListeningPort(options.listen, grpc::SslServerCredentials(agent_tls), &impl->agent_port);
+    b.RegisterService(impl->agent_service.get());
+    b.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 30000);
+    b.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10000);
+    b.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10000);
+    b.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+    impl->agent_server = b.BuildAndStart();
+    if (!impl->agent_server || impl->agent_port == 0) {
+      return absl::UnavailableError(absl::StrCat("cannot listen on ", options.listen,
+                                                 " for agents (address in use or not local?); choose another with --listen"));
+    }
+  }
+  if (!options.advertise.empty()) {
+    ctx.agent_endpoint = options.advertise;
+  } else if (!IsWildcard(HostPart(options.listen))) {
+    ctx.agent_endpoint = WithPort(options.listen, impl->agent_port);
+  } else {
+    absl::StatusOr<ca::CertInfo> info = ca::InspectCertificatePem(tls_cert);
+    std::string host = info.ok() && !info->ips.empty() ? info->ips.front() : "127.0.0.1";
+    if (host.find(':') != std::string::npos) host = "[" + host + "]";
+    ctx.agent_endpoint = absl::StrCat(host, ":", impl->agent_port);
+  }
+
+  if (options.fleet_factory) {
+    IPFLEET_ASSIGN_OR_RETURN(impl->fleet, options.fleet_factory(ctx));
+  }
+
+  // --- AdminService: unix socket 0600 (created under a tight umask so it is never wider), and
+  // optionally TCP requiring a client certificate from the fleet CA (checked again per call for
+  // the admin kind).
+  impl->admin_service = std::make_unique<AdminServiceImpl>(ctx, impl->fleet.get());
+  impl->admin_socket = std::filesystem::absolute(dir / "admin.sock");
+  {
+    grpc::ServerBuilder b;
+    b.AddListeningPort("unix:" + impl->admin_socket.string(), grpc::InsecureServerCredentials());
+    if (!options.admin_listen.empty()) {
+      grpc::SslServerCredentialsOptions admin_tls(GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+      admin_tls.pem_root_certs = impl->ca->CertificatePem();
+      admin_tls.pem_key_cert_pairs.push_back({tls_key, tls_cert});
+      b.AddListeningPort(options.admin_listen, grpc::SslServerCredentials(admin_tls), &impl->admin_tcp_port);
+    }
+    b.RegisterService(impl->admin_service.get());
+    mode_t old = ::umask(0177);
+    impl->admin_server = b.BuildAndStart();
+    ::umask(old);
+    if (!impl->admin_server || (!options.admin_listen.empty() && impl->admin_tcp_port == 0)) {
+      return absl::UnavailableError(absl::StrCat("cannot listen on ", impl->admin_socket.string(),
+                                                 options.admin_listen.empty() ? "" : " or " + options.admin_listen,
+                                                 " for the AdminService"));
+    }
+    if (::chmod(impl->admin_socket.c_str(), 0600) != 0) {
+      return absl::InternalError(absl::StrCat("chmod(", impl->admin_socket.string(), "): ", std::strerror(errno)));
+    }
+  }
+  if (impl->fleet) impl->fleet->Start();
+  spdlog::info("event=controller_started data_dir={} agent_listen={} agent_port={} agent_endpoint={} admin_socket={} "
+               "admin_tcp_port={} schema={} ca_fingerprint={}",
+               dir.string(), options.listen, impl->agent_port, ctx.agent_endpoint, impl->admin_socket.string(),
+               impl->admin_tcp_port, impl->store->SchemaVersion(), impl->ca->Fingerprint());
+  return std::unique_ptr<Controller>(new Controller(std::move(impl)));
+}
+
+void Controller::Shutdown(std::chrono::milliseconds grace) {
+  Impl& i = *impl_;
+  if (i.stopped) return;
+  i.stopped = true;
+  if (i.fleet) i.fleet->Stop();
+  i.sessions.CloseAll("controller shutting down");
+  auto deadline = std::chrono::system_clock::now() + grace;
+  if (i.agent_server) i.agent_server->Shutdown(deadline);
+  if (i.admin_server) i.admin_server->Shutdown(deadline);
+  if (i.agent_server) i.agent_server->Wait();
+  if (i.admin_server) i.admin_server->Wait();
+  std::error_code ec;
+  std::filesystem::remove(i.admin_socket, ec);
+  spdlog::info("event=controller_stopped");
+}
+
+int RunServe(const ServeOptions& options) {
+  // Block the stop signals before any thread exists so every gRPC thread inherits the mask and
+  // only sigtimedwait below receives them.
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+
+  absl::StatusOr<std::unique_ptr<Controller>> c = Controller::Start(options);
+  if (!c.ok()) {
+    spdlog::error("event=start_failed error=\"{}\"", std::string(c.status().message()));
+    std::fprintf(stderr, "ipfleet-controller serve: %s\n", std::string(c.status().message()).c_str());
+    return absl::IsFailedPrecondition(c.status()) ? 3 : 1;
+  }
+#ifdef IPFLEET_HAVE_SYSTEMD
+  sd_notifyf(0, "READY=1\nSTATUS=serving agents on port %d", (*c)->agent_port());
+#endif
+  // Regenerate the CRL daily (it is valid a week) so bundles always carry a current one.
+  constexpr int kCrlRefreshSeconds = 24 * 3600;
+  auto next_crl = std::chrono::steady_clock::now() + std::chrono::seconds(kCrlRefreshSeconds);
+  while (true) {
+    timespec ts{60, 0};
+    int sig = sigtimedwait(&set, nullptr, &ts);
+    if (sig == SIGTERM || sig == SIGINT) {
+      spdlog::info("event=signal signal={}", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+      break;
+    }
+    if (sig == SIGHUP || std::chrono::steady_clock::now() >= next_crl) {
+      absl::Status st = (*c)->RefreshCrl();
+      if (!st.ok()) spdlog::error("event=crl_refresh_failed error=\"{}\"", std::string(st.message()));
+      next_crl = std::chrono::steady_clock::now() + std::chrono::seconds(kCrlRefreshSeconds);
+    }
+  }
+#ifdef IPFLEET_HAVE_SYSTEMD
+  sd_notify(0, "STOPPING=1");
+#endif
+  (*c)->Shutdown();
+  c->reset();
+  return 0;
+}
+
+void AddServeCommand(CLI::App& app, std::function<int()>* action, FleetModuleFactory fleet_factory) {
+  auto opts = std::make_shared<ServeOptions>();
+  auto level = std::make_shared<std::string>();
+  auto no_fsync = std::make_shared<bool>(false);
+  CLI::App* cmd = app.add_subcommand(
+      "serve",
+      "Run the controller: AgentService on --listen (TLS; Enroll with a token, Session with the host "
+      "certificate), AdminService on DATA_DIR/admin.sock (mode 0600) and optionally --admin-listen "
+      "(TLS with an admin client certificate). Stops cleanly on SIGTERM; notifies systemd when ready.");
+  cmd->add_option("--data-dir", opts->data_dir, "Controller data directory (made by `ipfleet-controller init`)")
+      ->capture_default_str();
+  cmd->add_option("--listen", opts->listen, "AgentService address HOST:PORT (loopback by default)")
+      ->capture_default_str();
+  cmd->add_option("--admin-listen", opts->admin_listen,
+                  "Also serve the AdminService on this TCP address (requires an admin client certificate, "
+                  "see `ipfleet cert issue --kind admin`)");
+  cmd->add_option("--advertise", opts->advertise,
+                  "HOST:PORT agents use to reach the controller (printed in enroll commands; default: the "
+                  "--listen address, or the first IP of the TLS certificate when listening on a wildcard)");
+  cmd->add_flag("--no-fsync", *no_fsync,
+                "Do not fsync the inventory on every commit (survives a controller crash, not a power loss)");
+  cmd->add_option("--log-level", *level, "trace, debug, info, warn, error (default: IPFLEET_LOG_LEVEL or info)");
+  cmd->callback([opts, level, no_fsync, fleet_factory, action] {
+    *action = [opts, level, no_fsync, fleet_factory] {
+      logging::Init("ipfleet-controller", level->empty() && !std::getenv("IPFLEET_LOG_LEVEL") ? "info" : *level);
+      ServeOptions o = *opts;
+      o.fsync_every_commit = !*no_fsync;
+      o.fleet_factory = fleet_factory;
+      return RunServe(o);
+    };
+  });
+}
+
+}  // namespace ipfleet::controller
