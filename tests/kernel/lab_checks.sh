@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs inside the lab VM (deploy/lab/run.sh), hosts h1 h2 h3 ready. Every SA and policy is
+# Runs inside the lab VM (deploy/lab/run.sh --hosts 4), hosts h1..h4 ready. Every SA and policy is
 # installed by ipfleet-xfrm (the project's netlink layer); iproute2's `ip -s xfrm state`, ping and
 # /proc/net/xfrm_stat are the independent judges. Prints one "CHECK <name> PASS|FAIL <detail>"
 # line per check; exits non-zero when any check failed.
@@ -134,6 +134,39 @@ if tunnel_pair 2 3 0x1f000223 0x1f000232 0x1f000023 \
 else
   fail wrong_key "install failed"
 fi
+
+# ---- 4b. NAT-T: ESP in UDP 4500 (RFC 3948), h2 <-> h4, with ESN and a 128-packet window ---------
+# The receiving side needs a UDP socket in ESPINUDP mode on 4500, as an IKE daemon would hold.
+encap_sock() {
+  ip netns exec "$1" python3 -c 'import socket,time
+s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)
+s.setsockopt(socket.IPPROTO_UDP,100,2)  # UDP_ENCAP = UDP_ENCAP_ESPINUDP
+s.bind(("0.0.0.0",4500)); print("bound",flush=True); time.sleep(300)' >"$WORKDIR/encap-$1" 2>&1 &
+  echo $!
+}
+p2=$(encap_sock h2)
+p4=$(encap_sock h4)
+for _ in $(seq 1 300); do
+  grep -q bound "$WORKDIR/encap-h2" && grep -q bound "$WORKDIR/encap-h4" && break
+  sleep 0.1
+done
+NATT="--aead $GCM --icv 128 --encap-sport 4500 --encap-dport 4500 --esn --replay-window 128"
+if tunnel_pair 2 4 0x1f000224 0x1f000242 0x1f000024 "$NATT --aead-key $K1" "$NATT --aead-key $K2" &&
+    ip netns exec h2 ping -c 3 -W 3 198.51.100.4 >/dev/null; then
+  st=$(ip -n h2 -s xfrm state get src 192.0.2.2 dst 192.0.2.4 proto esp spi 0x1f000224)
+  out=$(echo "$st" | grep -A1 'lifetime current' | tail -1 | sed -n 's/.*, *\([0-9]*\)(packets).*/\1/p')
+  in=$(kpackets h4 192.0.2.2 192.0.2.4 0x1f000224)
+  encap=$(echo "$st" | grep -o 'encap type espinudp sport 4500 dport 4500')
+  esn=$(echo "$st" | grep -o 'esn')
+  if [ "${out:-0}" -ge 3 ] && [ "${in:-0}" -ge 3 ] && [ -n "$encap" ] && [ -n "$esn" ]; then
+    pass natt_esn "ping crossed over ESP-in-UDP; out=$out in=$in packets; $encap; flag esn"
+  else
+    fail natt_esn "out=${out:-?} in=${in:-?} encap='${encap}' esn='${esn}'"
+  fi
+else
+  fail natt_esn "install or ping 198.51.100.4 failed"
+fi
+kill "$p2" "$p4" 2>/dev/null
 
 # ---- 5. lifetimes: soft and hard EXPIRE events (time and packets) ------------------------------
 x h1 monitor --type expire --count 4 --timeout 60 >"$WORKDIR/mon" 2>&1 &

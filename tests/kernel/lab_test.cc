@@ -34,7 +34,7 @@ const LabRun& LabResult() {
       return r;
     }
     std::string cmd = std::string("cd ") + IPFLEET_SOURCE_DIR +
-                      " && deploy/lab/run.sh --timeout 780 -- bash tests/kernel/lab_checks.sh " +
+                      " && deploy/lab/run.sh --timeout 780 --hosts 4 -- bash tests/kernel/lab_checks.sh " +
                       IPFLEET_XFRM_TOOL + " 2>&1";
     FILE* f = popen(cmd.c_str(), "r");
     if (f == nullptr) return r;
@@ -72,6 +72,7 @@ TEST(KernelLab, TunnelModeGcmPingCountedBySa) { ExpectPass("tunnel_gcm"); }
 TEST(KernelLab, TransportModeCbcHmacPingCountedBySa) { ExpectPass("transport_cbc_hmac"); }
 TEST(KernelLab, TunnelModeIpv6CbcSha512) { ExpectPass("tunnel_v6_cbc_sha512"); }
 TEST(KernelLab, WrongKeyShowsIntegrityFailuresAndNoDelivery) { ExpectPass("wrong_key"); }
+TEST(KernelLab, NatTraversalEspInUdpWithEsn) { ExpectPass("natt_esn"); }
 TEST(KernelLab, SoftAndHardExpireEventsByTimeAndPackets) { ExpectPass("lifetimes"); }
 TEST(KernelLab, FlushOwnedLeavesForeignSaAndPolicy) { ExpectPass("flush_owned"); }
 TEST(KernelLab, WholeRunSucceeded) {

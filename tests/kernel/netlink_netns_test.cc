@@ -11,6 +11,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "ipfleet/kernel/fake_xfrm.h"
 #include "ipfleet/kernel/netlink_xfrm.h"
 #include "netns_fixture.h"
 
@@ -428,6 +429,64 @@ TEST_F(NetnsTest, PolicyLifetimeDeliversSoftAndHardPolExpire) {
   }
   // The hard expiry removed it from the kernel.
   EXPECT_EQ(CountLines(ns_->Ip("xfrm policy"), "src "), 0);
+}
+
+}  // namespace
+}  // namespace ipfleet::kernel
+
+namespace ipfleet::kernel {
+namespace {
+
+// The fake promises the kernel's semantics: the same script of operations yields the same
+// status codes and the same flush/reconcile outcome against FakeXfrm and the real kernel.
+std::vector<absl::StatusCode> Script(Xfrm& x) {
+  std::vector<absl::StatusCode> codes;
+  auto note = [&](const absl::Status& s) { codes.push_back(s.code()); };
+  PolicyParams a = TunnelPolicy("10.0.0.0/24", "10.9.0.0/24", Direction::kOut, kOwnedReqidFirst + 1);
+  PolicyParams b = TunnelPolicy("10.1.0.0/24", "10.9.0.0/24", Direction::kIn, kOwnedReqidFirst + 2);
+  note(x.AddPolicy(a));
+  note(x.AddPolicy(a));
+  a.priority = 3;
+  note(x.UpdatePolicy(a));
+  note(x.UpdatePolicy(b));  // update of a missing policy creates it
+  note(x.DeletePolicy(TunnelPolicy("10.2.0.0/24", "10.9.0.0/24", Direction::kOut, 0).id()));
+  SpiRequest r;
+  r.src = IpAddress::MustParse("192.0.2.2");
+  r.dst = IpAddress::MustParse("192.0.2.1");
+  r.reqid = kOwnedReqidFirst + 3;
+  auto spi = x.AllocSpi(r);
+  note(spi.status());
+  if (spi.ok()) note(x.QuerySa(SaId{r.dst, *spi, IpsecProto::kEsp, {}}).status());
+  note(x.DeleteSa(SaId{r.dst, 0x1f00ffff, IpsecProto::kEsp, {}}));
+  for (const auto& s : x.Apply(std::vector<BatchOp>{DeletePolicy{b.id()}, DeletePolicy{b.id()}, AddPolicy{b}})) {
+    note(s);
+  }
+  auto dump = x.DumpPolicies();
+  note(dump.status());
+  codes.push_back(static_cast<absl::StatusCode>(100 + (dump.ok() ? dump->size() : 0)));
+  auto flushed = x.FlushOwned();
+  note(flushed.status());
+  if (flushed.ok()) {
+    codes.push_back(static_cast<absl::StatusCode>(200 + flushed->policies_deleted));
+    codes.push_back(static_cast<absl::StatusCode>(300 + flushed->sas_deleted));
+    codes.push_back(static_cast<absl::StatusCode>(400 + flushed->foreign_policies_kept));
+  }
+  return codes;
+}
+
+TEST_F(NetnsTest, FakeAndKernelAgreeOnTheSameScript) {
+  int st = 0;
+  ns_->Ip("xfrm policy add src 203.0.113.0/24 dst 203.0.113.128/25 dir out", &st);
+  ASSERT_EQ(st, 0);
+  FakeXfrm fake;
+  PolicyParams foreign;
+  foreign.selector = Selector{P("203.0.113.0/24"), P("203.0.113.128/25"), 0, 0, 0};
+  foreign.index = 0x11;
+  fake.InsertForeignPolicy(foreign);
+  auto kernel_codes = Script(*xfrm_);
+  auto fake_codes = Script(fake);
+  EXPECT_EQ(kernel_codes, fake_codes);
+  EXPECT_EQ(kernel_codes.size(), 17u);
 }
 
 }  // namespace
