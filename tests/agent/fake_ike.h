@@ -19,6 +19,10 @@ inline kernel::SaId Sid(const kernel::IpAddress& dst, uint32_t spi) {
   return id;
 }
 
+// Copies (a range-for over `*x.DumpSas()` would iterate a destroyed temporary).
+inline std::vector<kernel::SaState> Sas(kernel::Xfrm& x) { return x.DumpSas().value(); }
+inline std::vector<kernel::PolicyState> Policies(kernel::Xfrm& x) { return x.DumpPolicies().value(); }
+
 class FakeIke : public IkeSeam {
  public:
   explicit FakeIke(kernel::Xfrm& xfrm) : xfrm_(xfrm) {}

@@ -116,7 +116,7 @@ class SessionInprocTest : public ::testing::Test {
   }
   void TearDown() override {
     session_.reset();
-    server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+    if (server_) server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
     std::filesystem::remove_all(dir_);
   }
   static v1::ControllerMessage BundleMsg(const v1::SignedBundle& sb) {

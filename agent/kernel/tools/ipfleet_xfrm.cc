@@ -357,9 +357,13 @@ int RunBatch(k::Xfrm& x, const std::string& path) {
   return failed == 0 ? 0 : 1;
 }
 
-int Monitor(k::Xfrm& x, int count, double timeout_s) {
+int Monitor(k::Xfrm& x, int count, double timeout_s, const std::string& type) {
   int seen = 0;
   auto st = x.Subscribe([&](const k::XfrmEvent& ev) {
+    const char* t = std::holds_alternative<k::AcquireEvent>(ev)  ? "acquire"
+                    : std::holds_alternative<k::ExpireEvent>(ev) ? "expire"
+                                                                 : "polexpire";
+    if (!type.empty() && type != t) return;
     PrintEvent(ev);
     ++seen;
   });
@@ -417,6 +421,8 @@ int main(int argc, char** argv) {
   auto* monitor = app.add_subcommand("monitor", "print ACQUIRE/EXPIRE/POLEXPIRE events");
   monitor->add_option("--count", count, "exit 0 after N events");
   monitor->add_option("--timeout", timeout_s, "give up after S seconds (exit 2)");
+  std::string event_type;
+  monitor->add_option("--type", event_type, "only acquire|expire|polexpire events");
   CLI11_PARSE(app, argc, argv);
 
   k::NetlinkOptions options;
@@ -476,6 +482,6 @@ int main(int argc, char** argv) {
                 r->sas_deleted, r->policies_deleted, r->foreign_sas_kept, r->foreign_policies_kept);
     return 0;
   }
-  if (monitor->parsed()) return Monitor(x, count, timeout_s);
+  if (monitor->parsed()) return Monitor(x, count, timeout_s, event_type);
   return 0;
 }

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <variant>
 #include <vector>
@@ -11,6 +12,7 @@
 namespace ipfleet::ike {
 
 using Bytes = std::vector<uint8_t>;
+using ByteView = std::span<const uint8_t>;
 
 enum class ExchangeType : uint8_t {
   kIkeSaInit = 34,
