@@ -290,6 +290,7 @@ std::vector<absl::Status> NetlinkXfrm::Apply(std::span<const BatchOp> in) {
   }
   size_t cap = std::min(batch_bytes_, send_buf_.size());
   size_t used = 0;
+  size_t dirty = 0;  // how much of the send buffer held key material this call
   uint32_t first_seq = seq_ + 1;
   std::vector<size_t> op_of;  // message k of this send carries ops[op_of[k]]
   for (size_t i = 0; i < ops.size(); ++i) {
@@ -312,6 +313,7 @@ std::vector<absl::Status> NetlinkXfrm::Apply(std::span<const BatchOp> in) {
       continue;
     }
     used += NLMSG_ALIGN(*len);
+    dirty = std::max(dirty, used);
     op_of.push_back(i);
     seq_ = seq;
     if (op_of.size() >= kMaxMessagesPerSend) {
@@ -323,7 +325,7 @@ std::vector<absl::Status> NetlinkXfrm::Apply(std::span<const BatchOp> in) {
   }
   if (!op_of.empty()) SendAndCollect(used, first_seq, op_of, ops, results);
   // Keys were in the send buffer.
-  explicit_bzero(send_buf_.data(), send_buf_.size());
+  explicit_bzero(send_buf_.data(), std::min(cap, dirty + 4096));
   return results;
 }
 
