@@ -491,3 +491,46 @@ TEST_F(NetnsTest, FakeAndKernelAgreeOnTheSameScript) {
 
 }  // namespace
 }  // namespace ipfleet::kernel
+
+namespace ipfleet::kernel {
+namespace {
+
+// The project tool (used by the lab) on this kernel: a batch file of policies, list, flush-owned.
+TEST_F(NetnsTest, ToolBatchListAndFlushOwned) {
+  std::string file = "/tmp/ipfleet-kt-batch-" + ns_->name();
+  {
+    FILE* f = std::fopen(file.c_str(), "w");
+    ASSERT_NE(f, nullptr);
+    std::fputs("# two tunnel policies and a bypass\n"
+               "policy add --src 198.51.100.1/32 --dst 198.51.100.2/32 --dir out --tmpl-src 192.0.2.1 "
+               "--tmpl-dst 192.0.2.2 --reqid 0x1f000012 --mode tunnel\n"
+               "policy add --src 198.51.100.2/32 --dst 198.51.100.1/32 --dir in --tmpl-src 192.0.2.2 "
+               "--tmpl-dst 192.0.2.1 --reqid 0x1f000012 --mode tunnel\n"
+               "policy add --src 0.0.0.0/0 --dst 0.0.0.0/0 --proto 17 --dport 500 --dir in --priority 1\n",
+               f);
+    std::fclose(f);
+  }
+  const std::string tool = std::string(IPFLEET_XFRM_TOOL) + " --netns " + ns_->name();
+  int st = 0;
+  std::string out = Sh(tool + " batch " + file, &st);
+  std::remove(file.c_str());
+  ASSERT_EQ(st, 0) << out;
+  EXPECT_THAT(out, HasSubstr("batch ops=3 failed=0"));
+  EXPECT_EQ(CountLines(ns_->Ip("xfrm policy"), "src "), 3);
+  EXPECT_THAT(ns_->Ip("xfrm policy"), HasSubstr("proto udp dport 500"));
+  out = Sh(tool + " policy list", &st);
+  EXPECT_EQ(CountLines(out, "policy "), 3) << out;
+  EXPECT_THAT(out, Not(HasSubstr("owned=no")));
+  // A failing op is reported with its selector and the exit status says so.
+  out = Sh(tool + " policy add --src 198.51.100.1/32 --dst 198.51.100.2/32 --dir out", &st);
+  EXPECT_NE(st, 0);
+  EXPECT_THAT(out, HasSubstr("XFRM_MSG_NEWPOLICY dir=out 198.51.100.1/32"));
+  EXPECT_THAT(out, HasSubstr("File exists"));
+  out = Sh(tool + " flush-owned", &st);
+  EXPECT_EQ(st, 0) << out;
+  EXPECT_THAT(out, HasSubstr("policies=3"));
+  EXPECT_EQ(CountLines(ns_->Ip("xfrm policy"), "src "), 0);
+}
+
+}  // namespace
+}  // namespace ipfleet::kernel
