@@ -296,6 +296,7 @@ std::vector<absl::Status> NetlinkXfrm::Apply(std::span<const BatchOp> in) {
   for (size_t i = 0; i < ops.size(); ++i) {
     uint32_t seq = first_seq + static_cast<uint32_t>(op_of.size());
     auto len = nl::BuildOp(ops[i], seq, send_buf_.data() + used, cap - used);
+    if (!len.ok()) dirty = cap;  // a half-built message may hold key bytes anywhere
     if (!len.ok() && absl::IsResourceExhausted(len.status()) && used > 0) {
       // Does not fit behind the others: send those, then build it again in the empty buffer.
       SendAndCollect(used, first_seq, op_of, ops, results);
