@@ -28,7 +28,11 @@ absl::Status ErrnoStatus(std::string_view what, const std::filesystem::path& pat
 absl::Status WriteAtomic(const std::filesystem::path& path, std::string_view data, mode_t mode) {
   std::filesystem::path dir = path.parent_path();
   if (dir.empty()) dir = ".";
-  std::string tmpl = (dir / ("." + path.filename().string() + ".tmpXXXXXX")).string();
+  // Built by appending: GCC 12 -O3 reports a false -Wrestrict on `"." + std::string`.
+  std::string name = ".";
+  name += path.filename().string();
+  name += ".tmpXXXXXX";
+  std::string tmpl = (dir / name).string();
   int fd = mkstemp(tmpl.data());
   if (fd < 0) return ErrnoStatus("create temporary file in", dir, errno);
   auto fail = [&](std::string_view what) {
