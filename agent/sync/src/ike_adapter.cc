@@ -1,0 +1,453 @@
+#include "ipfleet/agent/sync/ike_adapter.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include <absl/strings/str_cat.h>
+#include <absl/strings/str_join.h>
+#include <spdlog/spdlog.h>
+
+#include "ipfleet/agent/sync/kernel_plan.h"
+
+namespace ipfleet::agent {
+namespace {
+
+// "fqdn:host-a" / "ip:192.0.2.1" / "dn:CN=x" -> the engine's Identity::Parse syntax.
+std::string EngineIdentity(const std::string& id) {
+  for (const char* p : {"fqdn:", "ip:", "dn:"}) {
+    if (id.rfind(p, 0) == 0) return id.substr(std::strlen(p));
+  }
+  return id;
+}
+
+std::string TsText(const Selector& s) {
+  std::string t = s.prefix.ToString();
+  if (s.protocol) {
+    if (s.port_from == s.port_to) absl::StrAppend(&t, "[", s.protocol, "/", s.port_from, "]");
+    else absl::StrAppend(&t, "[", s.protocol, "]");
+  }
+  return t;
+}
+
+sockaddr_storage ToSockaddr(const kernel::IpAddress& a, uint16_t port, socklen_t* len) {
+  sockaddr_storage ss{};
+  if (a.is_v6()) {
+    auto* s = reinterpret_cast<sockaddr_in6*>(&ss);
+    s->sin6_family = AF_INET6;
+    s->sin6_port = htons(port);
+    std::memcpy(&s->sin6_addr, a.bytes.data(), 16);
+    *len = sizeof(sockaddr_in6);
+  } else {
+    auto* s = reinterpret_cast<sockaddr_in*>(&ss);
+    s->sin_family = AF_INET;
+    s->sin_port = htons(port);
+    std::memcpy(&s->sin_addr, a.bytes.data(), 4);
+    *len = sizeof(sockaddr_in);
+  }
+  return ss;
+}
+
+SaPhase Phase(ike::IkeState s) {
+  switch (s) {
+    case ike::IkeState::kConnecting: return SaPhase::kConnecting;
+    case ike::IkeState::kEstablished: return SaPhase::kEstablished;
+    case ike::IkeState::kDeleting: return SaPhase::kDeleting;
+  }
+  return SaPhase::kDown;
+}
+
+SaPhase Phase(ike::ChildState s) {
+  switch (s) {
+    case ike::ChildState::kInstalling: return SaPhase::kConnecting;
+    case ike::ChildState::kInstalled: return SaPhase::kEstablished;
+    case ike::ChildState::kDeleting: return SaPhase::kDeleting;
+  }
+  return SaPhase::kDown;
+}
+
+int64_t NowUnix() {
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+}  // namespace
+
+// UDP sockets, one per local address, bound to the IKE port.
+class EngineAdapter::UdpNetwork : public ike::Network {
+ public:
+  explicit UdpNetwork(uint16_t port) : port_(port) {}
+  ~UdpNetwork() override {
+    for (auto& [a, fd] : fds_) close(fd);
+  }
+  absl::Status Ensure(const kernel::IpAddress& addr) {
+    if (fds_.count(addr)) return absl::OkStatus();
+    int fd = socket(addr.is_v6() ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) return absl::InternalError(absl::StrCat("socket(UDP): ", std::strerror(errno)));
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    socklen_t len;
+    auto ss = ToSockaddr(addr, port_, &len);
+    if (bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0) {
+      int e = errno;
+      close(fd);
+      return absl::UnavailableError(absl::StrCat("bind ", addr.ToString(), ":", port_, ": ", std::strerror(e)));
+    }
+    fds_[addr] = fd;
+    return absl::OkStatus();
+  }
+  void Send(const ike::Endpoint& local, const ike::Endpoint& remote, ike::Bytes datagram) override {
+    auto it = fds_.find(local.addr);
+    if (it == fds_.end()) {
+      spdlog::warn("event=ike_send_no_socket local={}", local.addr.ToString());
+      return;
+    }
+    socklen_t len;
+    auto ss = ToSockaddr(remote.addr, remote.port, &len);
+    if (sendto(it->second, datagram.data(), datagram.size(), 0, reinterpret_cast<sockaddr*>(&ss), len) < 0) {
+      spdlog::warn("event=ike_send_failed remote={} error=\"{}\"", remote.ToString(), std::strerror(errno));
+    }
+  }
+  const std::map<kernel::IpAddress, int>& fds() const { return fds_; }
+  uint16_t port() const { return port_; }
+
+ private:
+  uint16_t port_;
+  std::map<kernel::IpAddress, int> fds_;
+};
+
+absl::StatusOr<ike::PeerConfig> ToPeerConfig(const TunnelConfig& t, const ConnectionOptions& o,
+                                             const HostCredentials& creds) {
+  ike::PeerConfig p;
+  p.name = t.name;
+  p.local_addr = ToKernel(t.local_address);
+  p.remote_addr = ToKernel(t.remote_address);
+  p.local_id = EngineIdentity(t.local_identity);
+  p.remote_id = EngineIdentity(t.remote_identity);
+  if (t.auth == AuthKind::kPsk) {
+    p.auth = ike::AuthKind::kPsk;
+    p.psk = t.psk;
+  } else {
+    p.auth = ike::AuthKind::kPubkey;
+    p.cert_pem = creds.cert_pem;
+    p.key_pem = creds.key_pem;
+  }
+  p.ca_pems = o.ca_chain_pem;
+  if (!o.crl_pem.empty()) p.crl_pems = {o.crl_pem};
+  std::vector<std::string> ike;
+  for (const auto* v : {&t.proposal.ike_encryption, &t.proposal.ike_integrity, &t.proposal.ike_prf, &t.proposal.ike_dh_groups}) {
+    ike.insert(ike.end(), v->begin(), v->end());
+  }
+  if (!ike.empty()) p.ike_proposals = {absl::StrJoin(ike, "-")};
+  p.dpd_interval = ike::Duration(int64_t{t.dpd_interval_seconds} * 1000);
+  p.dpd_action = ike::DpdAction::kClear;  // the agent's health loop decides about renegotiation
+  ike::ChildConfig c;
+  c.name = t.name;
+  for (const auto& s : t.local_subnets) {
+    IPFLEET_ASSIGN_OR_RETURN(auto ts, ike::TsConfig::Parse(TsText(s)));
+    c.local_ts.push_back(ts);
+  }
+  for (const auto& s : t.remote_subnets) {
+    IPFLEET_ASSIGN_OR_RETURN(auto ts, ike::TsConfig::Parse(TsText(s)));
+    c.remote_ts.push_back(ts);
+  }
+  c.mode = t.transport ? kernel::Mode::kTransport : kernel::Mode::kTunnel;
+  std::vector<std::string> esp;
+  esp.insert(esp.end(), t.proposal.esp_encryption.begin(), t.proposal.esp_encryption.end());
+  esp.insert(esp.end(), t.proposal.esp_integrity.begin(), t.proposal.esp_integrity.end());
+  if (!esp.empty()) c.esp_proposals = {absl::StrJoin(esp, "-")};
+  c.reqid = OwnedReqid(t);
+  // Start is driven by the agent (initiator only); trap stays with the engine (kernel ACQUIRE).
+  c.start_action = t.start == StartKind::kTrap ? ike::StartAction::kTrap : ike::StartAction::kNone;
+  p.children.push_back(std::move(c));
+  return p;
+}
+
+EngineAdapter::EngineAdapter(kernel::Xfrm& xfrm, std::function<HostCredentials()> credentials, uint16_t ike_port)
+    : xfrm_(xfrm), credentials_(std::move(credentials)), port_(ike_port) {}
+
+EngineAdapter::~EngineAdapter() { Stop(); }
+
+absl::Status EngineAdapter::Start() {
+  net_ = std::make_unique<UdpNetwork>(port_);
+  engine_ = ike::Engine::Create(clock_, *net_, xfrm_);
+  engine_->SetEventCallback([this](const ike::Event& e) { OnEvent(e); });
+  IPFLEET_RETURN_IF_ERROR(engine_->Load(ike::IkeConfig{}));
+  IPFLEET_RETURN_IF_ERROR(xfrm_.Subscribe([this](const kernel::XfrmEvent& ev) { engine_->OnKernelEvent(ev); }));
+  wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  thread_ = std::thread([this] { Loop(); });
+  return absl::OkStatus();
+}
+
+void EngineAdapter::Stop() {
+  if (!thread_.joinable()) return;
+  stop_ = true;
+  uint64_t one = 1;
+  [[maybe_unused]] auto n = write(wake_fd_, &one, sizeof(one));
+  thread_.join();
+  close(wake_fd_);
+}
+
+void EngineAdapter::OnEvent(const ike::Event& e) {
+  // Called from engine calls, i.e. with mu_ held.
+  switch (e.type) {
+    case ike::EventType::kLivenessFailed:
+      liveness_failed_.insert(e.tunnel);
+      last_error_[e.tunnel] = "liveness checks unanswered";
+      break;
+    case ike::EventType::kIkeFailed:
+    case ike::EventType::kChildFailed:
+    case ike::EventType::kProposalMismatch:
+      last_error_[e.tunnel] = absl::StrCat(ike::ToString(e.type), ": ", e.detail);
+      break;
+    case ike::EventType::kIkeEstablished:
+    case ike::EventType::kChildInstalled:
+      last_error_.erase(e.tunnel);
+      break;
+    default:
+      break;
+  }
+  spdlog::info("event=ike_{} tunnel={} ike_id={} child_id={} detail=\"{}\"", ike::ToString(e.type), e.tunnel, e.ike_id,
+               e.child_id, e.detail);
+}
+
+absl::Status EngineAdapter::EnsureSocketLocked(const kernel::IpAddress& addr) {
+  absl::Status s = net_->Ensure(addr);
+  uint64_t one = 1;
+  [[maybe_unused]] auto n = write(wake_fd_, &one, sizeof(one));
+  return s;
+}
+
+absl::Status EngineAdapter::ReloadLocked() {
+  ike::IkeConfig cfg;
+  cfg.retransmit_timeout = ike::Duration(500);
+  cfg.retransmit_tries = 3;
+  HostCredentials creds = credentials_();
+  for (const auto& [name, c] : conns_) {
+    IPFLEET_ASSIGN_OR_RETURN(auto p, ToPeerConfig(c.tunnel, c.options, creds));
+    cfg.peers.push_back(std::move(p));
+  }
+  return engine_->Load(cfg);
+}
+
+absl::Status EngineAdapter::AddConnection(const TunnelConfig& t, const ConnectionOptions& o) {
+  std::lock_guard lock(mu_);
+  IPFLEET_RETURN_IF_ERROR(EnsureSocketLocked(ToKernel(t.local_address)));
+  conns_[t.name] = Conn{t, o};
+  IPFLEET_RETURN_IF_ERROR(ReloadLocked());
+  if (t.start == StartKind::kStart && t.initiator) {
+    auto id = engine_->Initiate(t.name);
+    if (!id.ok()) return id.status();
+  }
+  return absl::OkStatus();
+}
+
+absl::Status EngineAdapter::ReplaceConnection(const TunnelConfig& t, const ConnectionOptions& o) {
+  std::lock_guard lock(mu_);
+  IPFLEET_RETURN_IF_ERROR(EnsureSocketLocked(ToKernel(t.local_address)));
+  conns_[t.name] = Conn{t, o};
+  IPFLEET_RETURN_IF_ERROR(ReloadLocked());
+  // New SAs with the new config first; the old ones go once a newer child is installed.
+  for (const auto& sa : engine_->ListSas()) {
+    if (sa.tunnel != t.name) continue;
+    retire_[t.name].insert(sa.id | (uint64_t{1} << 63));  // whole IKE_SA marker
+  }
+  if (t.initiator && t.start != StartKind::kNone) {
+    auto id = engine_->Initiate(t.name);
+    if (!id.ok()) return id.status();
+  }
+  return absl::OkStatus();
+}
+
+absl::Status EngineAdapter::RemoveConnection(const std::string& tunnel) {
+  std::lock_guard lock(mu_);
+  (void)engine_->Flush(tunnel);
+  conns_.erase(tunnel);
+  retire_.erase(tunnel);
+  return ReloadLocked();
+}
+
+absl::Status EngineAdapter::Initiate(const std::string& tunnel) {
+  std::lock_guard lock(mu_);
+  liveness_failed_.erase(tunnel);
+  auto id = engine_->Initiate(tunnel);
+  return id.ok() ? absl::OkStatus() : id.status();
+}
+
+absl::Status EngineAdapter::DeleteChildSas(const std::string& tunnel, uint32_t spi_in) {
+  std::lock_guard lock(mu_);
+  for (const auto& sa : engine_->ListSas()) {
+    if (sa.tunnel != tunnel) continue;
+    for (const auto& c : sa.children) {
+      if (spi_in == 0 || c.spi_in == spi_in) IPFLEET_RETURN_IF_ERROR(engine_->DeleteChild(c.id));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status EngineAdapter::DeleteIkeSa(const std::string& tunnel) {
+  std::lock_guard lock(mu_);
+  liveness_failed_.erase(tunnel);
+  auto n = engine_->Flush(tunnel);
+  return n.ok() ? absl::OkStatus() : n.status();
+}
+
+absl::Status EngineAdapter::Rekey(const std::string& tunnel) {
+  // Rekeying proper is the engine's part 2; until then: a new CHILD_SA first, the old one
+  // deleted once the new one is installed (make-before-break).
+  std::lock_guard lock(mu_);
+  for (const auto& sa : engine_->ListSas()) {
+    if (sa.tunnel != tunnel) continue;
+    for (const auto& c : sa.children) retire_[tunnel].insert(c.id);
+  }
+  auto id = engine_->Initiate(tunnel);
+  return id.ok() ? absl::OkStatus() : id.status();
+}
+
+void EngineAdapter::RetireOldChildrenLocked() {
+  if (retire_.empty()) return;
+  auto sas = engine_->ListSas();
+  for (auto it = retire_.begin(); it != retire_.end();) {
+    bool newer = false;
+    for (const auto& sa : sas) {
+      if (sa.tunnel != it->first || it->second.count(sa.id | (uint64_t{1} << 63))) continue;
+      for (const auto& c : sa.children) {
+        if (c.state == ike::ChildState::kInstalled && !it->second.count(c.id)) newer = true;
+      }
+    }
+    if (!newer) {
+      ++it;
+      continue;
+    }
+    for (const auto& sa : sas) {
+      if (sa.tunnel != it->first) continue;
+      if (it->second.count(sa.id | (uint64_t{1} << 63))) {
+        (void)engine_->DeleteIke(sa.id);
+        continue;
+      }
+      for (const auto& c : sa.children) {
+        if (it->second.count(c.id)) (void)engine_->DeleteChild(c.id);
+      }
+    }
+    it = retire_.erase(it);
+  }
+}
+
+std::optional<IkeSaView> EngineAdapter::Query(const std::string& tunnel) {
+  std::lock_guard lock(mu_);
+  const int64_t now = NowUnix();
+  std::optional<IkeSaView> best;
+  for (const auto& sa : engine_->ListSas()) {
+    if (sa.tunnel != tunnel) continue;
+    IkeSaView v;
+    v.spi_i = sa.spi_i;
+    v.spi_r = sa.spi_r;
+    v.phase = Phase(sa.state);
+    v.initiator = sa.initiator;
+    v.established_unix = now - sa.age.count();
+    v.last_heard_unix = now - sa.last_heard.count();
+    v.suite = sa.suite;
+    v.remote_identity = sa.remote_id;
+    for (const auto& c : sa.children) {
+      ChildSaView cv;
+      cv.spi_in = c.spi_in;
+      cv.spi_out = c.spi_out;
+      cv.phase = Phase(c.state);
+      cv.established_unix = now - c.age.count();
+      cv.suite = c.suite;
+      cv.local_ts = absl::StrJoin(c.local_ts, ",");
+      cv.remote_ts = absl::StrJoin(c.remote_ts, ",");
+      v.children.push_back(cv);
+    }
+    // Prefer an established IKE_SA (there may be a connecting one beside it).
+    if (!best || (best->phase != SaPhase::kEstablished && v.phase == SaPhase::kEstablished)) {
+      best = std::move(v);
+    } else if (v.phase == SaPhase::kEstablished) {
+      best->children.insert(best->children.end(), v.children.begin(), v.children.end());
+    }
+  }
+  if (liveness_failed_.count(tunnel)) {
+    if (!best) best = IkeSaView{};
+    best->liveness_failed = true;
+  }
+  if (best) {
+    if (auto it = last_error_.find(tunnel); it != last_error_.end()) best->last_error = it->second;
+  }
+  return best;
+}
+
+absl::Status EngineAdapter::SetTrust(const std::vector<std::string>& chain, const std::string& crl) {
+  std::lock_guard lock(mu_);
+  ca_chain_ = chain;
+  crl_ = crl;
+  for (auto& [n, c] : conns_) {
+    c.options.ca_chain_pem = chain;
+    c.options.crl_pem = crl;
+  }
+  return ReloadLocked();
+}
+
+void EngineAdapter::Loop() {
+  std::vector<pollfd> fds;
+  std::vector<kernel::IpAddress> addrs;
+  uint8_t buf[65536];
+  while (!stop_) {
+    int timeout_ms = 200;
+    {
+      std::lock_guard lock(mu_);
+      fds.clear();
+      addrs.clear();
+      fds.push_back({wake_fd_, POLLIN, 0});
+      if (xfrm_.event_fd() >= 0) fds.push_back({xfrm_.event_fd(), POLLIN, 0});
+      for (const auto& [a, fd] : net_->fds()) {
+        fds.push_back({fd, POLLIN, 0});
+        addrs.push_back(a);
+      }
+      if (auto d = engine_->NextDeadline()) {
+        auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(*d - clock_.Now()).count();
+        timeout_ms = static_cast<int>(std::clamp<int64_t>(ms, 0, 200));
+      }
+    }
+    int n = poll(fds.data(), fds.size(), timeout_ms);
+    if (n < 0 && errno != EINTR) break;
+    std::lock_guard lock(mu_);
+    if (fds[0].revents) {
+      uint64_t v;
+      [[maybe_unused]] auto r = read(wake_fd_, &v, sizeof(v));
+    }
+    size_t first_sock = xfrm_.event_fd() >= 0 ? 2 : 1;
+    if (first_sock == 2 && fds[1].revents) (void)xfrm_.Dispatch();
+    for (size_t i = first_sock; i < fds.size(); ++i) {
+      if (!(fds[i].revents & POLLIN)) continue;
+      for (;;) {
+        sockaddr_storage from{};
+        socklen_t len = sizeof(from);
+        ssize_t got = recvfrom(fds[i].fd, buf, sizeof(buf), 0, reinterpret_cast<sockaddr*>(&from), &len);
+        if (got <= 0) break;
+        ike::Endpoint remote;
+        if (from.ss_family == AF_INET6) {
+          auto* s = reinterpret_cast<sockaddr_in6*>(&from);
+          remote.addr.family = kernel::IpAddress::Family::kV6;
+          std::memcpy(remote.addr.bytes.data(), &s->sin6_addr, 16);
+          remote.port = ntohs(s->sin6_port);
+        } else {
+          auto* s = reinterpret_cast<sockaddr_in*>(&from);
+          remote.addr.family = kernel::IpAddress::Family::kV4;
+          std::memcpy(remote.addr.bytes.data(), &s->sin_addr, 4);
+          remote.port = ntohs(s->sin_port);
+        }
+        ike::Endpoint local{addrs[i - first_sock], net_->port()};
+        engine_->OnDatagram(local, remote, ike::ByteView(buf, static_cast<size_t>(got)));
+      }
+    }
+    engine_->Tick();
+    RetireOldChildrenLocked();
+  }
+}
+
+}  // namespace ipfleet::agent
