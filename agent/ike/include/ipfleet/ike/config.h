@@ -1,0 +1,89 @@
+// The engine's own configuration types. sync/ translates policy bundles into these; the peer
+// tool reads them from YAML. No generated code here (DESIGN.md: wire types stop at the edges).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "ipfleet/common/status.h"
+#include "ipfleet/ike/wire.h"
+#include "ipfleet/kernel/types.h"
+
+namespace ipfleet::ike {
+
+using Duration = std::chrono::milliseconds;
+
+enum class AuthKind { kPubkey, kPsk };
+enum class StartAction { kNone, kStart, kTrap };
+enum class DpdAction { kClear, kRestart };
+
+// An IKE identity (RFC 7296 3.5). Parse: IP literal -> ID_IPV4/6_ADDR, contains '=' -> DER DN,
+// contains '@' -> RFC822, otherwise FQDN.
+struct Identity {
+  IdType type = IdType::kFqdn;
+  Bytes data;  // wire form (DER for DN)
+  static absl::StatusOr<Identity> Parse(const std::string& text);
+  std::string ToString() const;
+  bool empty() const { return data.empty(); }
+  bool operator==(const Identity&) const = default;
+};
+
+// One traffic selector: an address prefix with optional protocol and port range.
+struct TsConfig {
+  kernel::IpPrefix prefix;
+  uint8_t proto = 0;
+  uint16_t port_lo = 0;
+  uint16_t port_hi = 0xffff;
+  // "10.0.0.0/24", "2001:db8::/64", "10.0.0.1/32[tcp/80]", "10.0.0.0/8[17]".
+  static absl::StatusOr<TsConfig> Parse(const std::string& text);
+  std::string ToString() const;
+};
+
+// Proposal strings as in docs/ike.md, e.g. "aes128gcm16-prfsha256-x25519" or "aes256-sha256".
+absl::StatusOr<Proposal> ParseProposal(const std::string& text, ProtocolId protocol);
+// "AES_GCM_16_128/PRF_HMAC_SHA2_256/CURVE_25519".
+std::string ProposalSuiteName(const Proposal& p);
+
+struct ChildConfig {
+  std::string name;
+  std::vector<TsConfig> local_ts;   // empty: our IKE address as a host selector
+  std::vector<TsConfig> remote_ts;  // empty: the peer's IKE address
+  kernel::Mode mode = kernel::Mode::kTunnel;
+  std::vector<std::string> esp_proposals = {"aes128gcm16"};
+  uint32_t reqid = 0;  // 0: allocated from the owned range
+  StartAction start_action = StartAction::kNone;
+};
+
+struct PeerConfig {
+  std::string name;
+  kernel::IpAddress local_addr;
+  uint16_t local_port = 500;
+  kernel::IpAddress remote_addr;  // kUnspec family = any (responder only)
+  uint16_t remote_port = 500;
+  std::string local_id;   // Identity::Parse syntax; empty = our IP address
+  std::string remote_id;  // empty = any identity (pubkey: whatever the verified cert proves)
+  AuthKind auth = AuthKind::kPubkey;
+  std::string psk;
+  std::string cert_pem;  // our certificate (end entity first, then intermediates)
+  std::string key_pem;   // our private key (never logged)
+  std::vector<std::string> ca_pems;
+  std::vector<std::string> crl_pems;
+  std::vector<std::string> ike_proposals = {"aes128gcm16-prfsha256-x25519"};
+  Duration dpd_interval{0};  // 0: no liveness checks
+  DpdAction dpd_action = DpdAction::kClear;
+  std::vector<ChildConfig> children;
+};
+
+struct IkeConfig {
+  std::vector<PeerConfig> peers;
+  Duration retransmit_timeout{1000};  // first retransmission; doubles each time
+  int retransmit_tries = 5;           // retransmissions before the exchange fails
+  Duration half_open_timeout{30000};  // responder IKE_SA that never completed IKE_AUTH
+};
+
+const char* ToString(StartAction a);
+const char* ToString(AuthKind a);
+
+}  // namespace ipfleet::ike
