@@ -7,6 +7,8 @@
 #include "harness.h"
 #include "ipfleet/ca/cert.h"
 #include "ipfleet/ca/verify.h"
+#include "ipfleet/controller/api/pki.h"
+#include "ipfleet/controller/api/session_registry.h"
 #include "ipfleet/controller/inventory/sqlite_store.h"
 
 namespace ipfleet::testing {

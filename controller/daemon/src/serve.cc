@@ -23,7 +23,6 @@
 #include "ipfleet/ca/cert.h"
 #include "ipfleet/ca/layout.h"
 #include "ipfleet/common/files.h"
-#include "ipfleet/common/logging.h"
 #include "ipfleet/controller/api/admin_service.h"
 #include "ipfleet/controller/api/agent_service.h"
 #include "ipfleet/controller/api/pki.h"
@@ -279,7 +278,13 @@ void AddServeCommand(CLI::App& app, std::function<int()>* action, FleetModuleFac
   cmd->add_option("--log-level", *level, "trace, debug, info, warn, error (default: IPFLEET_LOG_LEVEL or info)");
   cmd->callback([opts, level, no_fsync, fleet_factory, action] {
     *action = [opts, level, no_fsync, fleet_factory] {
-      logging::Init("ipfleet-controller", level->empty() && !std::getenv("IPFLEET_LOG_LEVEL") ? "info" : *level);
+      // main() already set up the logger (quiet, for the offline commands); a daemon logs at info
+      // unless told otherwise.
+      if (!level->empty()) {
+        spdlog::set_level(spdlog::level::from_str(*level));
+      } else if (!std::getenv("IPFLEET_LOG_LEVEL")) {
+        spdlog::set_level(spdlog::level::info);
+      }
       ServeOptions o = *opts;
       o.fsync_every_commit = !*no_fsync;
       o.fleet_factory = fleet_factory;
