@@ -2,6 +2,8 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <fstream>
+#include <sstream>
 #include <random>
 
 #include "ipfleet/fleet/expand.h"
@@ -263,6 +265,40 @@ TEST(Compiler, Ipv6OnlyPairUsesIpv6) {
   auto r2 = Compile(bad, keys);
   ASSERT_FALSE(r2.ok());
   EXPECT_NE(r2.status().message().find("db1 has no IPv6 address"), std::string::npos) << r2.status();
+}
+
+TEST(Compiler, DocumentedExampleFleetCompiles) {
+  std::ifstream in(IPFLEET_EXAMPLE_FLEET);
+  std::stringstream text;
+  text << in.rdbuf();
+  ASSERT_FALSE(text.str().empty());
+  auto f = fleet::ParseFleetFile(text.str(), "deploy/examples/fleet.yaml");
+  ASSERT_TRUE(f.ok()) << f.status();
+  std::vector<Host> hosts;
+  int i = 10;
+  for (const char* n : {"web1", "web2", "db1", "gw-ber", "gw-fra", "sensor1"}) {
+    hosts.push_back(MakeHost(n, {"192.0.2." + std::to_string(i++)}));
+  }
+  auto s = fleet::Expand(*f, hosts);
+  ASSERT_TRUE(s.ok()) << s.status();
+  s->generation = 1;
+  s->controller = {{"192.0.2.250"}, 7443};
+  DeterministicKeySource keys(3);
+  auto r = Compile(*s, keys);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->bundles.size(), 6u);
+  const v1::TunnelSpec* st = Find(r->bundles.at("db1"), "db1--gw-ber");
+  ASSERT_TRUE(st);
+  EXPECT_EQ(st->auth(), v1::AUTH_METHOD_STATIC);
+  EXPECT_EQ(st->static_keys().outbound().encryption_key().size(), 32u);
+  const v1::TunnelSpec* psk = Find(r->bundles.at("gw-fra"), "gw-fra--old-firewall");
+  ASSERT_TRUE(psk);
+  EXPECT_EQ(psk->auth(), v1::AUTH_METHOD_PSK);
+  const v1::TunnelSpec* up = Find(r->bundles.at("gw-ber"), "sensor-uplink");
+  ASSERT_TRUE(up);
+  EXPECT_EQ(up->local().subnets(0).cidr(), "10.40.1.0/24");
+  EXPECT_EQ(up->start_action(), v1::START_ACTION_TRAP);
+  EXPECT_EQ(Find(r->bundles.at("web1"), "web1--web2")->mode(), v1::TUNNEL_MODE_TRANSPORT);
 }
 
 }  // namespace

@@ -1,0 +1,389 @@
+// rollout_bench: how fast the controller gets a fleet onto a new generation.
+//
+//   rollout_bench compile --hosts 10000 --group 10     pure compiler time (full mesh within groups)
+//   rollout_bench rollout --hosts 10000 --group 10     controller in this process, N simulated agents
+//                                                      in a forked child, one mutual-TLS Session each
+//
+// The rollout run reports: time from StartRollout until every host acknowledged its bundle and
+// reported its tunnels up (rollout SUCCEEDED), and the controller process's peak RSS (the agents
+// live in the child, so they do not count).
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <CLI/CLI.hpp>
+#include <grpcpp/grpcpp.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <random>
+#include <thread>
+
+#include "ipfleet/ca/authority.h"
+#include "ipfleet/ca/keys.h"
+#include "ipfleet/controller/api/context.h"
+#include "ipfleet/controller/api/pki.h"
+#include "ipfleet/controller/api/session_registry.h"
+#include "ipfleet/controller/daemon/serve.h"
+#include "ipfleet/controller/inventory/store.h"
+#include "ipfleet/policy/compiler.h"
+#include "ipfleet/rollout/module.h"
+#include "ipfleet/v1/admin_service.grpc.pb.h"
+#include "ipfleet/v1/agent_service.grpc.pb.h"
+
+namespace ipfleet::bench {
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+double Seconds(Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double>(b - a).count(); }
+
+long PeakRssMiB() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return ru.ru_maxrss / 1024;
+}
+
+std::string HostName(int i) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "h%05d", i);
+  return buf;
+}
+std::string HostAddress(int i) { return "10." + std::to_string(i / 65536 + 64) + "." + std::to_string(i / 256 % 256) + "." + std::to_string(i % 256); }
+
+// --- compile ---------------------------------------------------------------------------------
+int RunCompile(int hosts, int group) {
+  policy::InventorySnapshot s;
+  s.generation = 1;
+  s.controller = {{"192.0.2.1"}, 7443};
+  v1::Proposal p;
+  p.set_name("default");
+  p.mutable_ike()->add_encryption("aes128gcm16");
+  p.mutable_ike()->add_prf("prfsha256");
+  p.mutable_ike()->add_dh_groups("curve25519");
+  p.mutable_esp()->add_encryption("aes128gcm16");
+  s.proposals["default"] = p;
+  for (int i = 0; i < hosts; ++i) s.hosts.push_back({HostName(i), {HostAddress(i)}, {}, {{"group", std::to_string(i / group)}}, {}});
+  for (int g = 0; g * group < hosts; ++g) {
+    for (int a = g * group; a < std::min(hosts, (g + 1) * group); ++a) {
+      for (int b = a + 1; b < std::min(hosts, (g + 1) * group); ++b) {
+        policy::Tunnel t;
+        t.name = HostName(a) + "--" + HostName(b);
+        t.a = {HostName(a), false, {}};
+        t.b = {HostName(b), false, {}};
+        t.proposal = "default";
+        t.origin = "bench";
+        s.tunnels.push_back(std::move(t));
+      }
+    }
+  }
+  policy::DeterministicKeySource keys(1);
+  auto t0 = Clock::now();
+  auto r = policy::Compile(s, keys);
+  auto t1 = Clock::now();
+  if (!r.ok()) {
+    std::fprintf(stderr, "compile failed: %s\n", std::string(r.status().message()).c_str());
+    return 1;
+  }
+  size_t bytes = 0;
+  for (const auto& [h, b] : r->bundles) bytes += policy::SerializeDeterministic(b).size();
+  std::printf("compile hosts=%d tunnels=%zu bundles=%zu bundle_bytes_total=%zu seconds=%.3f peak_rss_mib=%ld\n", hosts,
+              s.tunnels.size(), r->bundles.size(), bytes, Seconds(t0, t1), PeakRssMiB());
+  return 0;
+}
+
+// --- simulated agents (child process) -----------------------------------------------------------
+struct Identity {
+  std::string name;
+  std::string key_pem;
+  std::string cert_pem;
+};
+
+class SimAgent final : public grpc::ClientBidiReactor<v1::AgentMessage, v1::ControllerMessage> {
+ public:
+  SimAgent(const Identity& id, const std::string& ca_pem, const std::string& target, std::atomic<int>* connected,
+           std::atomic<int>* acked)
+      : id_(id), connected_(connected), acked_(acked) {
+    grpc::SslCredentialsOptions o;
+    o.pem_root_certs = ca_pem;
+    o.pem_private_key = id.key_pem;
+    o.pem_cert_chain = id.cert_pem;
+    grpc::ChannelArguments args;
+    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);  // one TCP+TLS connection per agent, like real hosts
+    stub_ = v1::AgentService::NewStub(grpc::CreateCustomChannel(target, grpc::SslCredentials(o), args));
+  }
+  void Go() {
+    stub_->async()->Session(&ctx_, this);
+    out_.mutable_hello()->set_host(id_.name);
+    out_.mutable_hello()->set_agent_version("bench");
+    writing_ = true;
+    StartWrite(&out_);
+    StartRead(&in_);
+    AddHold();
+    StartCall();
+  }
+  void OnWriteDone(bool ok) override {
+    std::lock_guard lock(mu_);
+    writing_ = false;
+    if (!ok) return;
+    if (!said_hello_) {
+      said_hello_ = true;
+      connected_->fetch_add(1);
+    }
+    if (!queue_.empty()) {
+      out_ = std::move(queue_.front());
+      queue_.erase(queue_.begin());
+      writing_ = true;
+      StartWrite(&out_);
+    }
+  }
+  void OnReadDone(bool ok) override {
+    if (!ok) {
+      RemoveHold();
+      return;
+    }
+    if (in_.has_bundle()) {
+      v1::PolicyBundle b;
+      b.ParseFromString(in_.bundle().bundle());
+      v1::AgentMessage ack;
+      ack.mutable_bundle_ack()->set_version(b.version());
+      ack.mutable_bundle_ack()->set_applied(true);
+      v1::AgentMessage health;
+      health.mutable_health()->set_host(id_.name);
+      health.mutable_health()->set_bundle_version(b.version());
+      for (const auto& t : b.tunnels()) {
+        auto* th = health.mutable_health()->add_tunnels();
+        th->set_tunnel(t.name());
+        th->set_up(true);
+      }
+      Enqueue(std::move(ack));
+      Enqueue(std::move(health));
+      acked_->fetch_add(1);
+    }
+    StartRead(&in_);
+  }
+  void OnDone(const grpc::Status&) override { done_ = true; }
+  bool done() const { return done_; }
+
+ private:
+  void Enqueue(v1::AgentMessage m) {
+    std::lock_guard lock(mu_);
+    if (writing_) {
+      queue_.push_back(std::move(m));
+      return;
+    }
+    out_ = std::move(m);
+    writing_ = true;
+    StartWrite(&out_);
+  }
+
+  Identity id_;
+  std::atomic<int>* connected_;
+  std::atomic<int>* acked_;
+  std::unique_ptr<v1::AgentService::Stub> stub_;
+  grpc::ClientContext ctx_;
+  std::mutex mu_;
+  v1::AgentMessage out_;
+  std::vector<v1::AgentMessage> queue_;
+  v1::ControllerMessage in_;
+  bool writing_ = false;
+  bool said_hello_ = false;
+  std::atomic<bool> done_{false};
+};
+
+[[noreturn]] void RunAgents(const std::vector<Identity>& ids, const std::string& ca_pem, const std::string& target,
+                            int go_fd) {
+  char c;
+  if (::read(go_fd, &c, 1) != 1) ::_exit(2);  // parent inserted the hosts
+  std::atomic<int> connected{0}, acked{0};
+  std::vector<std::unique_ptr<SimAgent>> agents;
+  for (const auto& id : ids) {
+    agents.push_back(std::make_unique<SimAgent>(id, ca_pem, target, &connected, &acked));
+    agents.back()->Go();
+    if (agents.size() % 200 == 0) std::this_thread::sleep_for(std::chrono::milliseconds(20));  // pace the handshakes
+  }
+  // Runs until the parent kills us.
+  for (;;) std::this_thread::sleep_for(std::chrono::seconds(1));
+}
+
+int FreePort() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
+  socklen_t len = sizeof(a);
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  ::close(fd);
+  return ntohs(a.sin_port);
+}
+
+int RunRollout(int hosts, int group, const std::string& workdir) {
+  rlimit rl{};
+  getrlimit(RLIMIT_NOFILE, &rl);
+  rl.rlim_cur = rl.rlim_max;
+  setrlimit(RLIMIT_NOFILE, &rl);
+
+  fs::path dir = fs::path(workdir) / ("rollout-bench-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  fs::permissions(dir, fs::perms::owner_all);
+  ca::ControllerInitOptions init;
+  init.addresses = {"127.0.0.1"};
+  auto pki = ca::InitControllerPki(dir, init);
+  if (!pki.ok()) {
+    std::fprintf(stderr, "init: %s\n", std::string(pki.status().message()).c_str());
+    return 1;
+  }
+  // Keys and certificates for every host, made before any gRPC exists in this process so the
+  // agents' child can be forked safely.
+  auto t_setup = Clock::now();
+  std::vector<Identity> ids;
+  std::vector<inventory::Certificate> certs;
+  for (int i = 0; i < hosts; ++i) {
+    auto key = ca::GenerateKey(ca::KeyType::kEcdsaP256);
+    ca::IssueRequest req;
+    req.common_name = HostName(i);
+    req.ips = {HostAddress(i)};
+    req.profile = ca::Profile::kHost;
+    auto issued = (*pki)->IssueForKey(key->get(), req);
+    if (!issued.ok()) {
+      std::fprintf(stderr, "issue: %s\n", std::string(issued.status().message()).c_str());
+      return 1;
+    }
+    ids.push_back({HostName(i), *ca::PrivateKeyToPem(key->get()), issued->pem});
+    certs.push_back(controller::Pki::ToRecord(*issued, req, "host"));
+  }
+  std::string ca_pem = (*pki)->CertificatePem();
+  int port = FreePort();
+  std::string target = "127.0.0.1:" + std::to_string(port);
+  int go[2];
+  if (::pipe(go) != 0) return 1;
+  pid_t child = ::fork();
+  if (child == 0) {
+    ::close(go[1]);
+    RunAgents(ids, ca_pem, target, go[0]);
+  }
+  ::close(go[0]);
+  ids.clear();
+  ids.shrink_to_fit();
+  std::printf("setup keys+certs hosts=%d seconds=%.1f\n", hosts, Seconds(t_setup, Clock::now()));
+
+  controller::ServeOptions o;
+  o.data_dir = dir;
+  o.listen = target;
+  o.fsync_every_commit = false;
+  o.fleet_factory = [](controller::ControllerContext& ctx) { return rollout::MakeFleetModule(ctx); };
+  auto ctl = controller::Controller::Start(o);
+  if (!ctl.ok()) {
+    std::fprintf(stderr, "controller: %s\n", std::string(ctl.status().message()).c_str());
+    ::kill(child, SIGKILL);
+    return 1;
+  }
+  controller::ControllerContext& ctx = (*ctl)->context();
+  absl::Status st = ctx.store->Transact([&](inventory::Tx& tx) -> absl::Status {
+    for (int i = 0; i < hosts; ++i) {
+      inventory::Host h;
+      h.name = HostName(i);
+      h.addresses = {HostAddress(i)};
+      h.labels = {{"group", "g" + std::to_string(i / group)}};
+      h.created_unix = ctx.clock();
+      IPFLEET_RETURN_IF_ERROR(tx.AddHost(h));
+      IPFLEET_RETURN_IF_ERROR(tx.PutCertificate(certs[i]));
+      IPFLEET_RETURN_IF_ERROR(tx.SetHostCertificate(h.name, certs[i].serial, certs[i].not_after_unix));
+    }
+    return absl::OkStatus();
+  });
+  if (!st.ok()) {
+    std::fprintf(stderr, "hosts: %s\n", std::string(st.message()).c_str());
+    ::kill(child, SIGKILL);
+    return 1;
+  }
+  certs.clear();
+  if (::write(go[1], "g", 1) != 1) return 1;
+  auto t_conn = Clock::now();
+  while (ctx.sessions->ConnectedCount() < static_cast<size_t>(hosts) && Seconds(t_conn, Clock::now()) < 600) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  std::printf("sessions connected=%zu seconds=%.1f\n", ctx.sessions->ConnectedCount(), Seconds(t_conn, Clock::now()));
+
+  auto admin = v1::AdminService::NewStub(
+      grpc::CreateChannel("unix:" + (*ctl)->admin_socket().string(), grpc::InsecureChannelCredentials()));
+  auto call = [](int seconds) {
+    auto c = std::make_unique<grpc::ClientContext>();
+    c->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(seconds));
+    return c;
+  };
+  std::string yaml = "meshes:\n";
+  for (int g = 0; g * group < hosts; ++g) yaml += "  - {name: g" + std::to_string(g) + ", select: {group: g" + std::to_string(g) + "}}\n";
+  v1::ApplyRequest ar;
+  ar.set_fleet_yaml(yaml);
+  v1::ApplyResponse aresp;
+  auto t_apply = Clock::now();
+  grpc::Status gs = admin->Apply(call(300).get(), ar, &aresp);
+  if (!gs.ok()) {
+    std::fprintf(stderr, "apply: %s\n", gs.error_message().c_str());
+    ::kill(child, SIGKILL);
+    return 1;
+  }
+  std::printf("apply generation=%llu tunnels=%d seconds=%.2f\n", static_cast<unsigned long long>(aresp.generation()),
+              aresp.changes_size(), Seconds(t_apply, Clock::now()));
+
+  v1::StartRolloutRequest sr;
+  sr.set_wave_timeout_seconds(600);
+  v1::RolloutStatus r;
+  auto t0 = Clock::now();
+  gs = admin->StartRollout(call(60).get(), sr, &r);
+  if (!gs.ok()) {
+    std::fprintf(stderr, "rollout: %s\n", gs.error_message().c_str());
+    ::kill(child, SIGKILL);
+    return 1;
+  }
+  double started = Seconds(t0, Clock::now());
+  v1::GetRolloutRequest gr;
+  gr.set_id(r.id());
+  for (;;) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    v1::RolloutStatus s;
+    if (!admin->GetRollout(call(60).get(), gr, &s).ok()) continue;
+    if (s.state() != v1::ROLLOUT_STATE_RUNNING) {
+      int done = 0;
+      for (const auto& h : s.hosts()) done += h.state() == v1::HOST_ROLLOUT_STATE_DONE;
+      std::printf("rollout hosts=%d state=%d done=%d start_rpc_seconds=%.2f all_acked_seconds=%.2f controller_peak_rss_mib=%ld\n",
+                  hosts, static_cast<int>(s.state()), done, started, Seconds(t0, Clock::now()), PeakRssMiB());
+      break;
+    }
+  }
+  ::kill(child, SIGKILL);
+  ::waitpid(child, nullptr, 0);
+  (*ctl)->Shutdown(std::chrono::milliseconds(500));
+  ctl->reset();
+  std::error_code ec;
+  fs::remove_all(dir, ec);
+  return 0;
+}
+
+}  // namespace
+}  // namespace ipfleet::bench
+
+int main(int argc, char** argv) {
+  CLI::App app("ipfleet rollout benchmark");
+  int hosts = 1000, group = 10;
+  std::string workdir = "/tmp";
+  auto* compile = app.add_subcommand("compile", "time the pure compiler");
+  auto* rollout = app.add_subcommand("rollout", "roll a generation out to simulated agents");
+  for (auto* c : {compile, rollout}) {
+    c->add_option("--hosts", hosts, "number of hosts");
+    c->add_option("--group", group, "hosts per full-mesh group");
+  }
+  rollout->add_option("--workdir", workdir, "where the controller data directory goes");
+  app.require_subcommand(1);
+  CLI11_PARSE(app, argc, argv);
+  spdlog::set_level(spdlog::level::warn);
+  if (compile->parsed()) return ipfleet::bench::RunCompile(hosts, group);
+  return ipfleet::bench::RunRollout(hosts, group, workdir);
+}
