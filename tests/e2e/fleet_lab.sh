@@ -1,13 +1,12 @@
 #!/bin/bash
 # The fleet end to end, inside the real-kernel lab (deploy/lab/run.sh --hosts 4):
 #   h1 controller, h2 h3 h4 agents (ipfleet-agent with the netlink kernel layer and the IKE engine).
-# Usage (inside the lab): fleet_lab.sh BIN_DIR   where BIN_DIR has ipfleet-controller, ipfleet, ipfleet-agent.
+# Usage (inside the lab): fleet_lab.sh AGENT_BIN CONTROLLER_BIN CLI_BIN
 # Prints one "e2e: ..." line per step and "N passed, M failed" at the end; exit 0 only if all passed.
 set -uo pipefail
-BIN=$1
-CTL=$BIN/ipfleet-controller
-CLI=$BIN/ipfleet
-AGENT=$BIN/ipfleet-agent
+AGENT=$1
+CTL=$2
+CLI=$3
 W=$(mktemp -d /tmp/ipfleet-e2e.XXXXXX)
 PASS=0
 FAIL=0
