@@ -141,11 +141,19 @@ fi
 
 # ---- 4b. NAT-T: ESP in UDP 4500 (RFC 3948), h2 <-> h4, with ESN and a 128-packet window ---------
 # The receiving side needs a UDP socket in ESPINUDP mode on 4500, as an IKE daemon would hold.
-encap_sock() {
-  ip netns exec "$1" python3 -c 'import socket,time
+encap_sock() {  # python3 (seen working in the lab); perl-base (Essential) as the fallback
+  if command -v python3 >/dev/null; then
+    ip netns exec "$1" python3 -c 'import socket,time
 s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)
 s.setsockopt(socket.IPPROTO_UDP,100,2)  # UDP_ENCAP = UDP_ENCAP_ESPINUDP
 s.bind(("0.0.0.0",4500)); print("bound",flush=True); time.sleep(300)' >"$WORKDIR/encap-$1" 2>&1 &
+  else
+    ip netns exec "$1" perl -e 'use Socket;
+      socket(my $s, PF_INET, SOCK_DGRAM, 0) or die "socket: $!";
+      setsockopt($s, IPPROTO_UDP, 100, pack("i", 2)) or die "UDP_ENCAP: $!";
+      bind($s, pack_sockaddr_in(4500, INADDR_ANY)) or die "bind: $!";
+      $| = 1; print "bound\n"; sleep 300;' >"$WORKDIR/encap-$1" 2>&1 &
+  fi
   echo $!
 }
 p2=$(encap_sock h2)
@@ -168,7 +176,7 @@ if tunnel_pair 2 4 0x1f000224 0x1f000242 0x1f000024 "$NATT --aead-key $K1" "$NAT
     fail natt_esn "out=${out:-?} in=${in:-?} encap='${encap}' esn='${esn}'"
   fi
 else
-  fail natt_esn "install or ping 198.51.100.4 failed"
+  fail natt_esn "install or ping 198.51.100.4 failed; encap sockets: $(cat "$WORKDIR"/encap-h2 "$WORKDIR"/encap-h4 | tr '\n' ' ')"
 fi
 kill "$p2" "$p4" 2>/dev/null
 

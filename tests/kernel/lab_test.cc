@@ -7,6 +7,7 @@
 #include <array>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <string>
 
 #include <gtest/gtest.h>
@@ -33,9 +34,17 @@ const LabRun& LabResult() {
       r.skip_reason = "qemu-system-x86_64 missing (deploy/install-deps.sh)";
       return r;
     }
+    // The VM reads binaries through 9p while it runs: use a private copy of the tool so that a
+    // rebuild on the host meanwhile cannot swap it under the running checks.
+    char dir[] = "/tmp/ipfleet-lab-tool.XXXXXX";
+    if (mkdtemp(dir) == nullptr) return r;
+    const std::string tool = std::string(dir) + "/ipfleet-xfrm";
+    std::error_code ec;
+    std::filesystem::copy_file(IPFLEET_XFRM_TOOL, tool, ec);
+    if (ec) return r;
     std::string cmd = std::string("cd ") + IPFLEET_SOURCE_DIR +
                       " && deploy/lab/run.sh --timeout 780 --hosts 4 -- bash tests/kernel/lab_checks.sh " +
-                      IPFLEET_XFRM_TOOL + " 2>&1";
+                      tool + " 2>&1";
     FILE* f = popen(cmd.c_str(), "r");
     if (f == nullptr) return r;
     std::array<char, 4096> buf;
@@ -47,6 +56,7 @@ const LabRun& LabResult() {
     }
     int rc = pclose(f);
     r.status = WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+    std::filesystem::remove_all(dir, ec);
     return r;
   }();
   return run;
