@@ -10,6 +10,9 @@ LAB=$(cd "$(dirname "$0")" && pwd)
 CACHE=${IPFLEET_LAB_CACHE:-$LAB/cache}
 mkdir -p "$CACHE"
 cd "$CACHE"
+# Several lab runs may start at once (ctest -j): one prepares, the others wait for the cache.
+exec 9>"$CACHE/.prepare.lock"
+flock 9
 log() { echo "lab-prepare: $*" >&2; }
 
 # Modules the lab needs. Those marked by modules.dep pull in their dependencies; the crypto

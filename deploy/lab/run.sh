@@ -103,6 +103,8 @@ boot() {
 choose_accel() {
   if [ -n "${IPFLEET_LAB_ACCEL:-}" ]; then echo "$IPFLEET_LAB_ACCEL"; return; fi
   local stamp="$CACHE/kvm-verdict-$(cat /proc/sys/kernel/random/boot_id 2>/dev/null || echo x)"
+  exec 8>"$CACHE/.accel.lock"
+  flock 8  # concurrent runs wait for one probe
   if [ -f "$stamp" ]; then cat "$stamp"; return; fi
   local verdict=tcg
   if [ -w /dev/kvm ]; then
