@@ -12,7 +12,7 @@ PACKAGES=(
   nlohmann-json3-dev libsystemd-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev clang libclang-rt-14-dev
-  openssl sqlite3 iproute2 procps util-linux
+  openssl sqlite3 iproute2 procps util-linux python3
   # interop peers and wire checks
   strongswan-charon strongswan-swanctl libcharon-extra-plugins libstrongswan-standard-plugins tshark nftables
   # real-kernel lab: the kernel and busybox are fetched as .deb files by deploy/lab, qemu runs them
