@@ -1,0 +1,333 @@
+// ipfleet-ike-peer: the IKEv2 engine on a real UDP socket with the in-memory fake kernel, for
+// interop tests against strongSwan. Config format and controls: docs/ike.md.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <yaml-cpp/yaml.h>
+
+#include <CLI/CLI.hpp>
+#include <cerrno>
+#include <cstring>
+#include <nlohmann/json.hpp>
+#include <optional>
+
+#include "ipfleet/common/files.h"
+#include "ipfleet/common/logging.h"
+#include "ipfleet/ike/crypto.h"
+#include "ipfleet/ike/engine.h"
+#include "ipfleet/kernel/fake_xfrm.h"
+
+namespace ike = ipfleet::ike;
+namespace kernel = ipfleet::kernel;
+
+namespace {
+
+absl::StatusOr<std::string> ReadFile(const std::string& path) { return ipfleet::files::Read(path); }
+
+absl::StatusOr<std::vector<std::string>> ReadList(const YAML::Node& n) {
+  std::vector<std::string> out;
+  if (!n) return out;
+  if (n.IsScalar()) {
+    IPFLEET_ASSIGN_OR_RETURN(std::string s, ReadFile(n.as<std::string>()));
+    out.push_back(s);
+    return out;
+  }
+  for (const auto& e : n) {
+    IPFLEET_ASSIGN_OR_RETURN(std::string s, ReadFile(e.as<std::string>()));
+    out.push_back(s);
+  }
+  return out;
+}
+
+std::vector<std::string> Strings(const YAML::Node& n, std::vector<std::string> def = {}) {
+  if (!n) return def;
+  std::vector<std::string> out;
+  if (n.IsScalar()) out.push_back(n.as<std::string>());
+  else
+    for (const auto& e : n) out.push_back(e.as<std::string>());
+  return out;
+}
+
+struct ToolConfig {
+  ike::IkeConfig ike;
+  std::optional<kernel::IpAddress> listen;
+  uint16_t port = 500;
+};
+
+absl::StatusOr<ToolConfig> LoadConfig(const std::string& path) {
+  ToolConfig tc;
+  YAML::Node root;
+  try {
+    root = YAML::LoadFile(path);
+  } catch (const std::exception& e) {
+    return absl::InvalidArgumentError(std::string("config ") + path + ": " + e.what());
+  }
+  try {
+    if (root["listen"]) {
+      IPFLEET_ASSIGN_OR_RETURN(tc.listen, kernel::IpAddress::Parse(root["listen"].as<std::string>()));
+    }
+    if (root["port"]) tc.port = root["port"].as<uint16_t>();
+    if (root["retransmit_timeout_ms"]) tc.ike.retransmit_timeout = ike::Duration(root["retransmit_timeout_ms"].as<int>());
+    if (root["retransmit_tries"]) tc.ike.retransmit_tries = root["retransmit_tries"].as<int>();
+    for (const auto& t : root["tunnels"]) {
+      ike::PeerConfig p;
+      p.name = t["name"].as<std::string>();
+      IPFLEET_ASSIGN_OR_RETURN(p.local_addr, kernel::IpAddress::Parse(t["local"].as<std::string>()));
+      std::string remote = t["remote"] ? t["remote"].as<std::string>() : "%any";
+      if (remote != "%any") {
+        IPFLEET_ASSIGN_OR_RETURN(p.remote_addr, kernel::IpAddress::Parse(remote));
+      }
+      p.local_port = tc.port;
+      if (t["remote_port"]) p.remote_port = t["remote_port"].as<uint16_t>();
+      if (t["local_id"]) p.local_id = t["local_id"].as<std::string>();
+      if (t["remote_id"]) p.remote_id = t["remote_id"].as<std::string>();
+      std::string auth = t["auth"] ? t["auth"].as<std::string>() : "pubkey";
+      if (auth == "psk") {
+        p.auth = ike::AuthKind::kPsk;
+        if (t["psk"]) p.psk = t["psk"].as<std::string>();
+        if (t["psk_file"]) {
+          IPFLEET_ASSIGN_OR_RETURN(p.psk, ReadFile(t["psk_file"].as<std::string>()));
+          while (!p.psk.empty() && (p.psk.back() == '\n' || p.psk.back() == '\r')) p.psk.pop_back();
+        }
+      } else if (auth == "pubkey") {
+        p.auth = ike::AuthKind::kPubkey;
+        IPFLEET_ASSIGN_OR_RETURN(p.cert_pem, ReadFile(t["cert"].as<std::string>()));
+        IPFLEET_ASSIGN_OR_RETURN(p.key_pem, ReadFile(t["key"].as<std::string>()));
+        IPFLEET_ASSIGN_OR_RETURN(p.ca_pems, ReadList(t["ca"]));
+        IPFLEET_ASSIGN_OR_RETURN(p.crl_pems, ReadList(t["crl"]));
+      } else {
+        return absl::InvalidArgumentError("tunnel " + p.name + ": auth must be pubkey or psk");
+      }
+      p.ike_proposals = Strings(t["ike_proposals"], p.ike_proposals);
+      if (t["dpd_interval"]) p.dpd_interval = ike::Duration(static_cast<int64_t>(t["dpd_interval"].as<double>() * 1000));
+      if (t["dpd_action"]) p.dpd_action = t["dpd_action"].as<std::string>() == "restart" ? ike::DpdAction::kRestart : ike::DpdAction::kClear;
+      for (const auto& c : t["children"]) {
+        ike::ChildConfig cc;
+        cc.name = c["name"] ? c["name"].as<std::string>() : p.name;
+        for (const auto& s : Strings(c["local_ts"])) {
+          IPFLEET_ASSIGN_OR_RETURN(auto ts, ike::TsConfig::Parse(s));
+          cc.local_ts.push_back(ts);
+        }
+        for (const auto& s : Strings(c["remote_ts"])) {
+          IPFLEET_ASSIGN_OR_RETURN(auto ts, ike::TsConfig::Parse(s));
+          cc.remote_ts.push_back(ts);
+        }
+        std::string mode = c["mode"] ? c["mode"].as<std::string>() : "tunnel";
+        cc.mode = mode == "transport" ? kernel::Mode::kTransport : kernel::Mode::kTunnel;
+        cc.esp_proposals = Strings(c["esp_proposals"], cc.esp_proposals);
+        if (c["reqid"]) cc.reqid = c["reqid"].as<uint32_t>();
+        std::string sa = c["start_action"] ? c["start_action"].as<std::string>() : "none";
+        cc.start_action = sa == "start" ? ike::StartAction::kStart : sa == "trap" ? ike::StartAction::kTrap : ike::StartAction::kNone;
+        p.children.push_back(cc);
+      }
+      tc.ike.peers.push_back(std::move(p));
+    }
+  } catch (const std::exception& e) {
+    return absl::InvalidArgumentError(std::string("config ") + path + ": " + e.what());
+  }
+  if (tc.ike.peers.empty()) return absl::InvalidArgumentError("config has no tunnels");
+  if (!tc.listen) tc.listen = tc.ike.peers.front().local_addr;
+  for (auto& p : tc.ike.peers) p.local_port = tc.port;
+  return tc;
+}
+
+class UdpNetwork : public ike::Network {
+ public:
+  int fd = -1;
+  void Send(const ike::Endpoint&, const ike::Endpoint& remote, ike::Bytes d) override {
+    sockaddr_storage ss{};
+    socklen_t len = ToSockaddr(remote, ss);
+    if (sendto(fd, d.data(), d.size(), 0, reinterpret_cast<sockaddr*>(&ss), len) < 0)
+      spdlog::warn("udp_send_failed to={} errno=\"{}\"", remote.ToString(), strerror(errno));
+  }
+  static socklen_t ToSockaddr(const ike::Endpoint& e, sockaddr_storage& ss) {
+    if (e.addr.is_v4()) {
+      auto* s = reinterpret_cast<sockaddr_in*>(&ss);
+      s->sin_family = AF_INET;
+      s->sin_port = htons(e.port);
+      memcpy(&s->sin_addr, e.addr.bytes.data(), 4);
+      return sizeof *s;
+    }
+    auto* s = reinterpret_cast<sockaddr_in6*>(&ss);
+    s->sin6_family = AF_INET6;
+    s->sin6_port = htons(e.port);
+    memcpy(&s->sin6_addr, e.addr.bytes.data(), 16);
+    return sizeof *s;
+  }
+};
+
+nlohmann::json StatusJson(const std::vector<ike::IkeSaInfo>& sas) {
+  auto hex64 = [](uint64_t v) {
+    char b[17];
+    snprintf(b, sizeof b, "%016llx", static_cast<unsigned long long>(v));
+    return std::string(b);
+  };
+  auto hex32 = [](uint32_t v) {
+    char b[9];
+    snprintf(b, sizeof b, "%08x", v);
+    return std::string(b);
+  };
+  nlohmann::json out = {{"ike_sas", nlohmann::json::array()}};
+  for (const auto& s : sas) {
+    nlohmann::json j = {{"tunnel", s.tunnel},       {"id", s.id},
+                        {"state", ike::ToString(s.state)}, {"initiator", s.initiator},
+                        {"spi_i", hex64(s.spi_i)},  {"spi_r", hex64(s.spi_r)},
+                        {"local", s.local.ToString()}, {"remote", s.remote.ToString()},
+                        {"local_id", s.local_id},   {"remote_id", s.remote_id},
+                        {"suite", s.suite},         {"age_s", s.age.count()},
+                        {"last_heard_s", s.last_heard.count()}, {"children", nlohmann::json::array()}};
+    for (const auto& c : s.children)
+      j["children"].push_back({{"name", c.name}, {"id", c.id}, {"state", ike::ToString(c.state)},
+                               {"spi_in", hex32(c.spi_in)}, {"spi_out", hex32(c.spi_out)},
+                               {"mode", kernel::ToString(c.mode)}, {"reqid", c.reqid}, {"local_ts", c.local_ts},
+                               {"remote_ts", c.remote_ts}, {"suite", c.suite}, {"age_s", c.age.count()}});
+    out["ike_sas"].push_back(j);
+  }
+  return out;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"ipfleet-ike-peer: the ipfleet IKEv2 engine on UDP with a fake kernel (interop testing)"};
+  std::string config_path, status_file, log_level = "info";
+  int port = -1;
+  bool initiate = false;
+  double delete_after = -1;
+  app.add_option("--config", config_path, "YAML/JSON config (docs/ike.md)")->required();
+  app.add_option("--port", port, "UDP port to bind (default: config 'port' or 500)");
+  app.add_option("--status-file", status_file, "write the SA table as JSON here on every change");
+  app.add_flag("--initiate", initiate, "initiate every tunnel at start");
+  app.add_option("--delete-after", delete_after, "delete all IKE_SAs this many seconds after the first is up");
+  app.add_option("--log-level", log_level, "trace|debug|info|warn|error");
+  CLI11_PARSE(app, argc, argv);
+  ipfleet::logging::Init("ipfleet-ike-peer", log_level);
+
+  auto cfg = LoadConfig(config_path);
+  if (!cfg.ok()) {
+    spdlog::error("config_error reason=\"{}\"", std::string(cfg.status().message()));
+    return 2;
+  }
+  if (port >= 0) {
+    cfg->port = static_cast<uint16_t>(port);
+    for (auto& p : cfg->ike.peers) p.local_port = cfg->port;
+  }
+
+  UdpNetwork net;
+  net.fd = socket(cfg->listen->is_v4() ? AF_INET : AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (net.fd < 0) {
+    spdlog::error("socket_failed errno=\"{}\"", strerror(errno));
+    return 1;
+  }
+  int one = 1;
+  setsockopt(net.fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  ike::Endpoint bound{*cfg->listen, cfg->port};
+  sockaddr_storage ss{};
+  socklen_t sl = UdpNetwork::ToSockaddr(bound, ss);
+  if (bind(net.fd, reinterpret_cast<sockaddr*>(&ss), sl) < 0) {
+    spdlog::error("bind_failed addr={} errno=\"{}\"", bound.ToString(), strerror(errno));
+    return 1;
+  }
+
+  sigset_t mask;
+  sigemptyset(&mask);
+  for (int s : {SIGTERM, SIGINT, SIGUSR1, SIGUSR2}) sigaddset(&mask, s);
+  sigprocmask(SIG_BLOCK, &mask, nullptr);
+  int sfd = signalfd(-1, &mask, SFD_CLOEXEC);
+
+  ike::SystemClock clock;
+  kernel::FakeXfrm xfrm;
+  auto engine = ike::Engine::Create(clock, net, xfrm);
+  bool dirty = true;
+  std::optional<ike::TimePoint> delete_at;
+  engine->SetEventCallback([&](const ike::Event& e) {
+    spdlog::info("event type={} tunnel={} ike={} child={} detail=\"{}\"", ike::ToString(e.type), e.tunnel, e.ike_id,
+                 e.child_id, e.detail);
+    dirty = true;
+    if (e.type == ike::EventType::kIkeEstablished && delete_after >= 0 && !delete_at)
+      delete_at = clock.Now() + std::chrono::milliseconds(static_cast<int64_t>(delete_after * 1000));
+  });
+  if (auto s = engine->Load(cfg->ike); !s.ok()) {
+    spdlog::error("load_failed reason=\"{}\"", std::string(s.message()));
+    return 2;
+  }
+  spdlog::info("listening addr={} tunnels={}", bound.ToString(), cfg->ike.peers.size());
+  if (initiate)
+    for (const auto& p : cfg->ike.peers)
+      if (auto r = engine->Initiate(p.name); !r.ok()) spdlog::error("initiate_failed tunnel={} reason=\"{}\"", p.name, std::string(r.status().message()));
+
+  auto write_status = [&] {
+    if (status_file.empty()) return;
+    auto s = ipfleet::files::WriteAtomic(status_file, StatusJson(engine->ListSas()).dump(1) + "\n", 0644);
+    if (!s.ok()) spdlog::warn("status_write_failed path={} reason=\"{}\"", status_file, std::string(s.message()));
+  };
+  std::vector<uint8_t> buf(65536);
+  for (;;) {
+    if (dirty) {
+      write_status();
+      dirty = false;
+    }
+    int timeout_ms = 1000;
+    auto now = clock.Now();
+    for (auto d : {engine->NextDeadline(), delete_at})
+      if (d) timeout_ms = std::min<int>(timeout_ms, std::max<int64_t>(0, std::chrono::duration_cast<std::chrono::milliseconds>(*d - now).count() + 1));
+    pollfd pfds[2] = {{net.fd, POLLIN, 0}, {sfd, POLLIN, 0}};
+    int n = poll(pfds, 2, timeout_ms);
+    if (n < 0 && errno != EINTR) {
+      spdlog::error("poll_failed errno=\"{}\"", strerror(errno));
+      return 1;
+    }
+    if (n > 0 && (pfds[1].revents & POLLIN)) {
+      signalfd_siginfo si;
+      if (read(sfd, &si, sizeof si) == sizeof si) {
+        if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) {
+          spdlog::info("exiting signal={}", si.ssi_signo);
+          write_status();
+          return 0;
+        }
+        if (si.ssi_signo == SIGUSR1) {
+          spdlog::info("control action=delete_ike_sas");
+          (void)engine->Flush("");
+        }
+        if (si.ssi_signo == SIGUSR2) {
+          spdlog::info("control action=delete_child_sas");
+          for (const auto& s : engine->ListSas())
+            for (const auto& c : s.children) (void)engine->DeleteChild(c.id);
+        }
+        dirty = true;
+      }
+    }
+    if (n > 0 && (pfds[0].revents & POLLIN)) {
+      for (;;) {
+        sockaddr_storage from{};
+        socklen_t fl = sizeof from;
+        ssize_t r = recvfrom(net.fd, buf.data(), buf.size(), MSG_DONTWAIT, reinterpret_cast<sockaddr*>(&from), &fl);
+        if (r < 0) break;
+        ike::Endpoint remote;
+        if (from.ss_family == AF_INET) {
+          auto* s = reinterpret_cast<sockaddr_in*>(&from);
+          remote.addr.family = kernel::IpAddress::Family::kV4;
+          memcpy(remote.addr.bytes.data(), &s->sin_addr, 4);
+          remote.port = ntohs(s->sin_port);
+        } else {
+          auto* s = reinterpret_cast<sockaddr_in6*>(&from);
+          remote.addr.family = kernel::IpAddress::Family::kV6;
+          memcpy(remote.addr.bytes.data(), &s->sin6_addr, 16);
+          remote.port = ntohs(s->sin6_port);
+        }
+        engine->OnDatagram(bound, remote, ike::ByteView(buf.data(), static_cast<size_t>(r)));
+        dirty = true;
+      }
+    }
+    engine->Tick();
+    if (delete_at && clock.Now() >= *delete_at) {
+      spdlog::info("control action=delete_after");
+      (void)engine->Flush("");
+      delete_at = ike::TimePoint::max();
+    }
+  }
+}
