@@ -8,6 +8,7 @@
 // (WAL, synchronous=NORMAL, batched transactions), as the controller would store it.
 #include <fcntl.h>
 #include <spawn.h>
+#include <sys/resource.h>
 #include <sqlite3.h>
 #include <sys/wait.h>
 
@@ -16,6 +17,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <mutex>
 #include <string>
@@ -37,6 +39,27 @@ using Clock = std::chrono::steady_clock;
 using ipfleet::ca::CertificateAuthority;
 using ipfleet::ca::IssuedCert;
 using ipfleet::ca::IssueRequest;
+
+double CpuSeconds() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+         static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+void WritePlain(const fs::path& p, const std::string& data) {
+  std::ofstream f(p, std::ios::trunc);
+  f << data;
+  if (!f) {
+    std::cerr << "ca_issue_bench: cannot write " << p << "\n";
+    std::exit(1);
+  }
+}
+
+struct Rate {
+  double per_sec = 0;      // wall clock
+  double cpu_us_per = 0;   // CPU time of this process per certificate
+};
 
 [[noreturn]] void Die(const std::string& msg) {
   std::cerr << "ca_issue_bench: " << msg << "\n";
@@ -112,7 +135,7 @@ IssueRequest RequestFor(size_t i) {
 
 // Library: `count` certificates from the precomputed CSRs on `threads` threads, each batch of
 // issued certificates committed to SQLite. Returns certificates per second.
-double BenchLibrary(const CertificateAuthority& ca, const std::vector<std::string>& csrs, size_t count,
+Rate BenchLibrary(const CertificateAuthority& ca, const std::vector<std::string>& csrs, size_t count,
                     int threads, const fs::path& db_path) {
   std::error_code ec;
   fs::remove(db_path, ec);
@@ -120,6 +143,7 @@ double BenchLibrary(const CertificateAuthority& ca, const std::vector<std::strin
   std::atomic<size_t> next{0};
   std::atomic<bool> failed{false};
   constexpr size_t kBatch = 256;
+  double cpu0 = CpuSeconds();
   auto t0 = Clock::now();
   std::vector<std::thread> workers;
   for (int t = 0; t < threads; ++t) {
@@ -144,9 +168,10 @@ double BenchLibrary(const CertificateAuthority& ca, const std::vector<std::strin
   }
   for (auto& w : workers) w.join();
   double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+  double cpu = CpuSeconds() - cpu0;
   if (failed) Die("library issuance failed");
   if (static_cast<size_t>(sink.Count()) != count) Die("stored count mismatch");
-  return static_cast<double>(count) / secs;
+  return Rate{static_cast<double>(count) / secs, cpu * 1e6 / static_cast<double>(count)};
 }
 
 // openssl: one `openssl x509 -req` process per CSR, sequentially (as a shell loop would).
@@ -159,15 +184,14 @@ double BenchOpenssl(const fs::path& work, const fs::path& data_dir, size_t count
     std::string cnf = "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n"
                       "extendedKeyUsage=1.3.6.1.5.5.7.3.17,clientAuth\nsubjectKeyIdentifier=hash\n"
                       "authorityKeyIdentifier=keyid\nsubjectAltName=IP:" + r.ips[0] + ",DNS:" + r.dns[0] + "\n";
-    if (!ipfleet::files::WriteAtomic(ext, cnf, 0644).ok()) Die("write ext.cnf");
+    WritePlain(ext, cnf);
     std::string csr = (work / ("csr" + std::to_string(i % csr_count) + ".pem")).string();
     std::string out = (work / "openssl.crt").string();
     std::string subj = "/CN=" + r.common_name;
     std::string ca_crt = ipfleet::ca::layout::CaCert(data_dir).string();
     std::string ca_key = ipfleet::ca::layout::CaKey(data_dir).string();
     std::vector<std::string> args = {"openssl", "x509", "-req", "-in", csr, "-CA", ca_crt, "-CAkey", ca_key,
-                                     "-days", "365", "-set_subject", subj, "-extfile", ext, "-out", out};
-    // -set_subject is OpenSSL >= 3.0's x509 flag; keep the command close to what admins type.
+                                     "-days", "365", "-subj", subj, "-extfile", ext, "-out", out};
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
@@ -221,24 +245,27 @@ int main(int argc, char** argv) {
     auto csr = ipfleet::ca::MakeCsrPem(key->get(), "agent" + std::to_string(i));
     if (!csr.ok()) Die("csr");
     csrs.push_back(*csr);
-    if (!ipfleet::files::WriteAtomic(work / ("csr" + std::to_string(i) + ".pem"), *csr, 0644).ok()) Die("write csr");
+    WritePlain(work / ("csr" + std::to_string(i) + ".pem"), *csr);
   }
 
   std::printf("CA key %s, %zu precomputed EC P-256 CSRs, %u CPUs\n", key_type.c_str(), csr_count,
               std::thread::hardware_concurrency());
-  double lib1 = BenchLibrary(**ca, csrs, count, 1, work / "certs1.db");
-  std::printf("ipfleet library, 1 thread : %9.0f certs/s issued+stored (%zu certs into SQLite)\n", lib1, count);
-  double libn = lib1;
+  Rate lib1 = BenchLibrary(**ca, csrs, count, 1, work / "certs1.db");
+  std::printf("ipfleet library, 1 thread : %9.0f certs/s issued+stored (%zu certs into SQLite; %.0f us CPU/cert)\n",
+              lib1.per_sec, count, lib1.cpu_us_per);
+  Rate libn = lib1;
   if (threads > 1) {
     libn = BenchLibrary(**ca, csrs, count, threads, work / "certsN.db");
-    std::printf("ipfleet library, %d threads: %9.0f certs/s issued+stored (%zu certs into SQLite)\n", threads, libn,
-                count);
+    std::printf("ipfleet library, %d threads: %9.0f certs/s issued+stored (%zu certs into SQLite; %.0f us CPU/cert)\n",
+                threads, libn.per_sec, count, libn.cpu_us_per);
   }
-  double ossl = BenchOpenssl(work, data_dir, openssl_count, csr_count);
-  std::printf("openssl x509 -req loop    : %9.1f certs/s (%zu processes)\n", ossl, openssl_count);
-  double best = std::max(lib1, libn);
-  std::printf("ratio library/openssl     : %9.0fx  (target >= 5000 certs/s: %s)\n", best / ossl,
-              best >= 5000 ? "met" : "NOT met");
+  double best = std::max(lib1.per_sec, libn.per_sec);
+  if (openssl_count > 0) {
+    double ossl = BenchOpenssl(work, data_dir, openssl_count, csr_count);
+    std::printf("openssl x509 -req loop    : %9.1f certs/s (%zu processes)\n", ossl, openssl_count);
+    std::printf("ratio library/openssl     : %9.0fx\n", best / ossl);
+  }
+  std::printf("target >= 5000 certs/s    : %s (best %.0f certs/s)\n", best >= 5000 ? "met" : "NOT met", best);
   std::error_code ec;
   fs::remove_all(work, ec);
   return 0;

@@ -16,6 +16,7 @@
 #include "ipfleet/ca/fingerprint.h"
 #include "ipfleet/ca/layout.h"
 #include "ipfleet/common/files.h"
+#include "csr_fast.h"
 #include "issue_builder.h"
 #include "x509_util.h"
 
@@ -200,19 +201,22 @@ absl::StatusOr<IssuedCert> CertificateAuthority::Issue(std::string_view csr_pem,
                                                        const IssueRequest& request) const {
   // Cheap request checks first so a bad name fails before any signature work.
   IPFLEET_RETURN_IF_ERROR(internal::ValidateRequest(request));
+  if (auto fast = internal::TryFastCsr(csr_pem)) {
+    return Store(internal::SignLeaf(*tmpl_, internal::LeafKey{nullptr, std::move(fast->p256_point)}, request));
+  }
   IPFLEET_ASSIGN_OR_RETURN(ossl::X509Req csr, ParseAndVerifyCsr(csr_pem));
-  return Store(internal::SignLeaf(*tmpl_, X509_REQ_get0_pubkey(csr.get()), request));
+  return Store(internal::SignLeaf(*tmpl_, internal::LeafKey{X509_REQ_get0_pubkey(csr.get()), {}}, request));
 }
 
 absl::StatusOr<IssuedCert> CertificateAuthority::Issue(X509_REQ* csr, const IssueRequest& request) const {
   IPFLEET_RETURN_IF_ERROR(internal::ValidateRequest(request));
   IPFLEET_RETURN_IF_ERROR(VerifyCsr(csr));
-  return Store(internal::SignLeaf(*tmpl_, X509_REQ_get0_pubkey(csr), request));
+  return Store(internal::SignLeaf(*tmpl_, internal::LeafKey{X509_REQ_get0_pubkey(csr), {}}, request));
 }
 
 absl::StatusOr<IssuedCert> CertificateAuthority::IssueForKey(EVP_PKEY* public_key,
                                                              const IssueRequest& request) const {
-  return Store(internal::SignLeaf(*tmpl_, public_key, request));
+  return Store(internal::SignLeaf(*tmpl_, internal::LeafKey{public_key, {}}, request));
 }
 
 absl::StatusOr<IssuedCert> CertificateAuthority::Renew(std::string_view new_csr_pem,

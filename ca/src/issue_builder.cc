@@ -228,10 +228,27 @@ absl::Status ValidateRequest(const IssueRequest& request) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<IssuedCert> SignLeaf(const IssuerTemplate& tmpl, EVP_PKEY* subject_key,
+absl::Status SetLeafKey(X509* cert, const LeafKey& key) {
+  if (key.pkey != nullptr) {
+    IPFLEET_RETURN_IF_ERROR(CheckAcceptableKey(key.pkey));
+    if (X509_set_pubkey(cert, key.pkey) != 1) return ossl::Error("X509_set_pubkey");
+    return absl::OkStatus();
+  }
+  if (key.p256_point.empty()) return absl::InternalError("no subject key");
+  auto* enc = static_cast<unsigned char*>(OPENSSL_memdup(key.p256_point.data(), key.p256_point.size()));
+  if (enc == nullptr) return ossl::Error("OPENSSL_memdup");
+  // OBJ_nid2obj returns static objects; X509_ALGOR_set0's eventual free of them is a no-op.
+  if (X509_PUBKEY_set0_param(X509_get_X509_PUBKEY(cert), OBJ_nid2obj(NID_X9_62_id_ecPublicKey), V_ASN1_OBJECT,
+                             OBJ_nid2obj(NID_X9_62_prime256v1), enc, static_cast<int>(key.p256_point.size())) != 1) {
+    OPENSSL_free(enc);
+    return ossl::Error("X509_PUBKEY_set0_param");
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<IssuedCert> SignLeaf(const IssuerTemplate& tmpl, const LeafKey& key,
                                     const IssueRequest& request) {
   IPFLEET_RETURN_IF_ERROR(ValidateRequest(request));
-  IPFLEET_RETURN_IF_ERROR(CheckAcceptableKey(subject_key));
   ossl::X509Ptr cert(X509_new());
   if (!cert) return ossl::Error("X509_new");
   if (X509_set_version(cert.get(), X509_VERSION_3) != 1) return ossl::Error("X509_set_version");
@@ -250,11 +267,11 @@ absl::StatusOr<IssuedCert> SignLeaf(const IssuerTemplate& tmpl, EVP_PKEY* subjec
   IPFLEET_ASSIGN_OR_RETURN(TimePoint ca_not_after, FromAsn1Time(X509_get0_notAfter(tmpl.ca_cert)));
   out.not_after = std::min(out.not_after, ca_not_after);
   IPFLEET_RETURN_IF_ERROR(SetValidity(cert.get(), out.not_before, out.not_after));
-  if (X509_set_pubkey(cert.get(), subject_key) != 1) return ossl::Error("X509_set_pubkey");
+  IPFLEET_RETURN_IF_ERROR(SetLeafKey(cert.get(), key));
 
   const ProfileExtensions& pe = tmpl.profiles[static_cast<size_t>(request.profile)];
   IPFLEET_RETURN_IF_ERROR(AddExt(cert.get(), pe.basic_constraints.get()));
-  IPFLEET_RETURN_IF_ERROR(AddExt(cert.get(), EVP_PKEY_is_a(subject_key, "RSA") ? pe.key_usage_rsa.get()
+  IPFLEET_RETURN_IF_ERROR(AddExt(cert.get(), (key.pkey != nullptr && EVP_PKEY_is_a(key.pkey, "RSA")) ? pe.key_usage_rsa.get()
                                                                               : pe.key_usage_ec.get()));
   IPFLEET_RETURN_IF_ERROR(AddExt(cert.get(), pe.eku.get()));
   IPFLEET_ASSIGN_OR_RETURN(ossl::X509Ext ski, SkiExt(cert.get()));

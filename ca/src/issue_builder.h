@@ -34,8 +34,16 @@ absl::Status BuildIssuerTemplate(X509* ca_cert, EVP_PKEY* ca_key, IssuerTemplate
 // Validates a request (CN, SAN syntax, days) before any key material is touched.
 absl::Status ValidateRequest(const IssueRequest& request);
 
-// Signs a leaf certificate for `subject_key`.
-absl::StatusOr<IssuedCert> SignLeaf(const IssuerTemplate& tmpl, EVP_PKEY* subject_key,
+// The subject's public key: either an EVP_PKEY (checked with CheckAcceptableKey, encoded by
+// OpenSSL) or the point of an already verified P-256 key from the CSR fast path (put into the
+// certificate as raw SubjectPublicKeyInfo parameters, no encoder round trip).
+struct LeafKey {
+  EVP_PKEY* pkey = nullptr;
+  std::string p256_point;
+};
+
+// Signs a leaf certificate for `key`.
+absl::StatusOr<IssuedCert> SignLeaf(const IssuerTemplate& tmpl, const LeafKey& key,
                                     const IssueRequest& request);
 
 // Self-signed root for a new CA.
