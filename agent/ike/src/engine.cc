@@ -177,7 +177,7 @@ class EngineImpl : public Engine, public Services {
       if (!h.is_initiator() || h.spi_r != 0 || h.message_id != 0) return Drop(remote, "malformed IKE_SA_INIT request header");
       auto key = std::make_pair(h.spi_i, remote);
       if (auto it = half_open_.find(key); it != half_open_.end()) {
-        if (IkeSa* sa = Find(it->second)) return HandleRequest(*sa, *msg, data);
+        if (IkeSa* sa = Find(it->second)) return HandleRequest(*sa, *msg, data, local, remote);
       }
       auto peers = PeersFor(local, remote);
       if (peers.empty()) return Drop(remote, "no tunnel configured for this peer");
@@ -188,7 +188,7 @@ class EngineImpl : public Engine, public Services {
       by_spi_[sa->spi_r] = sa->id;
       half_open_[key] = sa->id;
       sas_[sa->id] = std::move(sa);
-      return HandleRequest(ref, *msg, data);
+      return HandleRequest(ref, *msg, data, local, remote);
     }
     uint64_t our_spi = h.is_initiator() ? h.spi_r : h.spi_i;
     auto it = by_spi_.find(our_spi);
@@ -199,7 +199,7 @@ class EngineImpl : public Engine, public Services {
       return Drop(remote, "unknown IKE SPI");
     }
     if (h.is_response()) HandleResponse(*sa, *msg, data);
-    else HandleRequest(*sa, *msg, data);
+    else HandleRequest(*sa, *msg, data, local, remote);
   }
 
   void OnKernelEvent(const kernel::XfrmEvent& event) override {
@@ -491,7 +491,7 @@ class EngineImpl : public Engine, public Services {
     return ex;
   }
 
-  void HandleRequest(IkeSa& sa, const Message& msg, ByteView data) {
+  void HandleRequest(IkeSa& sa, const Message& msg, ByteView data, const Endpoint& local, const Endpoint& remote) {
     const Header& h = msg.header;
     if (sa.cached_mid && h.message_id == *sa.cached_mid) {
       // A retransmitted request: answer with the cached response, never process twice.
@@ -516,6 +516,12 @@ class EngineImpl : public Engine, public Services {
       return Drop(sa.remote, "request failed verification");
     }
     sa.last_heard = now();
+    // RFC 7296 2.11: answer where the (authenticated) request came from; a NAT-T peer moves to 4500.
+    if (sa.remote != remote || sa.local != local) {
+      spdlog::info("peer_endpoint_changed {} new_remote={} new_local={}", sa.log_prefix(), remote.ToString(), local.ToString());
+      sa.remote = remote;
+      sa.local = local;
+    }
     if (h.exchange == ExchangeType::kIkeSaInit) sa.init_request.assign(data.begin(), data.end());
     auto ex = ResponderExchange(sa, h.exchange, *in);
     for (auto& t : ex->tasks) {
@@ -629,7 +635,7 @@ class EngineImpl : public Engine, public Services {
   void Established(IkeSa& sa) {
     sa.state = IkeState::kEstablished;
     sa.established_at = now();
-    half_open_.erase(std::make_pair(sa.spi_i, sa.remote));
+    std::erase_if(half_open_, [&](const auto& kv) { return kv.second == sa.id; });
     spdlog::info("ike_sa_established {} role={} local_id=\"{}\" remote_id=\"{}\" suite={}", sa.log_prefix(),
                  sa.initiator ? "initiator" : "responder", sa.my_id.ToString(), sa.peer_id.ToString(), sa.suite());
     Emit(Event{EventType::kIkeEstablished, sa.peer->cfg.name, sa.id, 0, sa.suite()});
@@ -678,8 +684,7 @@ class EngineImpl : public Engine, public Services {
     }
     sa.children.clear();
     if (auto b = by_spi_.find(sa.my_spi()); b != by_spi_.end() && b->second == id) by_spi_.erase(b);
-    if (auto h = half_open_.find(std::make_pair(sa.spi_i, sa.remote)); h != half_open_.end() && h->second == id)
-      half_open_.erase(h);
+    std::erase_if(half_open_, [&](const auto& kv) { return kv.second == id; });
     if (*why) spdlog::debug("ike_sa_destroyed {} reason={}", sa.log_prefix(), why);
     sas_.erase(it);
   }

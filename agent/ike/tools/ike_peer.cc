@@ -138,10 +138,16 @@ absl::StatusOr<ToolConfig> LoadConfig(const std::string& path) {
 class UdpNetwork : public ike::Network {
  public:
   int fd = -1;
-  void Send(const ike::Endpoint&, const ike::Endpoint& remote, ike::Bytes d) override {
+  int fd_natt = -1;  // port 4500: IKE behind the 4-byte non-ESP marker (RFC 3948)
+  void Send(const ike::Endpoint& local, const ike::Endpoint& remote, ike::Bytes d) override {
     sockaddr_storage ss{};
     socklen_t len = ToSockaddr(remote, ss);
-    if (sendto(fd, d.data(), d.size(), 0, reinterpret_cast<sockaddr*>(&ss), len) < 0)
+    int s = fd;
+    if (local.port == 4500 && fd_natt >= 0) {
+      d.insert(d.begin(), 4, 0);
+      s = fd_natt;
+    }
+    if (sendto(s, d.data(), d.size(), 0, reinterpret_cast<sockaddr*>(&ss), len) < 0)
       spdlog::warn("udp_send_failed to={} errno=\"{}\"", remote.ToString(), strerror(errno));
   }
   static socklen_t ToSockaddr(const ike::Endpoint& e, sockaddr_storage& ss) {
@@ -233,6 +239,20 @@ int main(int argc, char** argv) {
     return 1;
   }
 
+  // A peer that detects NAT (e.g. charon with kernel-libipsec, which fakes it) moves to 4500.
+  if (cfg->port == 500) {
+    net.fd_natt = socket(cfg->listen->is_v4() ? AF_INET : AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    ike::Endpoint natt{*cfg->listen, 4500};
+    sockaddr_storage ns{};
+    socklen_t nl = UdpNetwork::ToSockaddr(natt, ns);
+    setsockopt(net.fd_natt, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (bind(net.fd_natt, reinterpret_cast<sockaddr*>(&ns), nl) < 0) {
+      spdlog::warn("bind_failed addr={} errno=\"{}\" (NAT-T port unavailable)", natt.ToString(), strerror(errno));
+      close(net.fd_natt);
+      net.fd_natt = -1;
+    }
+  }
+
   sigset_t mask;
   sigemptyset(&mask);
   for (int s : {SIGTERM, SIGINT, SIGUSR1, SIGUSR2}) sigaddset(&mask, s);
@@ -275,8 +295,8 @@ int main(int argc, char** argv) {
     auto now = clock.Now();
     for (auto d : {engine->NextDeadline(), delete_at})
       if (d) timeout_ms = std::min<int>(timeout_ms, std::max<int64_t>(0, std::chrono::duration_cast<std::chrono::milliseconds>(*d - now).count() + 1));
-    pollfd pfds[2] = {{net.fd, POLLIN, 0}, {sfd, POLLIN, 0}};
-    int n = poll(pfds, 2, timeout_ms);
+    pollfd pfds[3] = {{net.fd, POLLIN, 0}, {sfd, POLLIN, 0}, {net.fd_natt, POLLIN, 0}};
+    int n = poll(pfds, net.fd_natt >= 0 ? 3 : 2, timeout_ms);
     if (n < 0 && errno != EINTR) {
       spdlog::error("poll_failed errno=\"{}\"", strerror(errno));
       return 1;
@@ -301,12 +321,20 @@ int main(int argc, char** argv) {
         dirty = true;
       }
     }
-    if (n > 0 && (pfds[0].revents & POLLIN)) {
+    for (int which : {0, 2}) {
+      if (n <= 0 || (which == 2 && net.fd_natt < 0) || !(pfds[which].revents & POLLIN)) continue;
+      int rfd = which == 0 ? net.fd : net.fd_natt;
       for (;;) {
         sockaddr_storage from{};
         socklen_t fl = sizeof from;
-        ssize_t r = recvfrom(net.fd, buf.data(), buf.size(), MSG_DONTWAIT, reinterpret_cast<sockaddr*>(&from), &fl);
+        ssize_t r = recvfrom(rfd, buf.data(), buf.size(), MSG_DONTWAIT, reinterpret_cast<sockaddr*>(&from), &fl);
         if (r < 0) break;
+        size_t off = 0;
+        if (which == 2) {
+          // Non-ESP marker: four zero bytes; anything else is UDP-encapsulated ESP for the kernel.
+          if (r < 4 || buf[0] || buf[1] || buf[2] || buf[3]) continue;
+          off = 4;
+        }
         ike::Endpoint remote;
         if (from.ss_family == AF_INET) {
           auto* s = reinterpret_cast<sockaddr_in*>(&from);
@@ -319,7 +347,8 @@ int main(int argc, char** argv) {
           memcpy(remote.addr.bytes.data(), &s->sin6_addr, 16);
           remote.port = ntohs(s->sin6_port);
         }
-        engine->OnDatagram(bound, remote, ike::ByteView(buf.data(), static_cast<size_t>(r)));
+        ike::Endpoint local_ep{bound.addr, static_cast<uint16_t>(which == 0 ? bound.port : 4500)};
+        engine->OnDatagram(local_ep, remote, ike::ByteView(buf.data() + off, static_cast<size_t>(r) - off));
         dirty = true;
       }
     }

@@ -155,6 +155,7 @@ class IkeNatd : public Task {
       if (!n || n->type != static_cast<uint16_t>(NotifyType::kNatDetectionSourceIp)) continue;
       have = true;
       if (n->data == NatHash(sa.spi_i, spi_r, sa.remote)) src_ok = true;
+      spdlog::debug("natd_source {} got={} want={}", sa.log_prefix(), Hex(n->data), Hex(NatHash(sa.spi_i, spi_r, sa.remote)));
     }
     auto* dst = FindNotify(in, NotifyType::kNatDetectionDestinationIp);
     bool dst_ok = dst && dst->data == NatHash(sa.spi_i, spi_r, sa.local);
