@@ -270,7 +270,7 @@ TEST_F(EngineInterop, ResponderDeletesIke_CharonResponder) {
 TEST_F(EngineInterop, ResponderDeletesIke_OursResponder) {
   std::vector<OurIkeSa> ours;
   std::vector<IkeSaView> theirs;
-  Establish(kGcm, false, /*ours_initiate=*/false, &ours, &theirs);
+  Establish(kGcm, true, /*ours_initiate=*/false, &ours, &theirs);
   if (HasFatalFailure()) return;
   ASSERT_OK(ours_->Signal(SIGUSR1));
   EXPECT_OK(charon_->WaitSas(NoSas, 5s)) << charon_->LogLines({"[IKE]", "[ENC]"});
@@ -406,7 +406,9 @@ TEST_F(EngineInterop, InvalidKeRetryCharonInitiating) {
   auto sas = charon_->WaitSas(OneEstablished, 5s);
   ASSERT_OK(sas);
   EXPECT_EQ((*sas)[0].dh_group, "ECP_256");
-  EXPECT_TRUE(absl::StrContains(charon_->Log(), "INVALID_KE_PAYLOAD")) << charon_->LogLines({"[IKE]", "[ENC]"});
+  EXPECT_TRUE(absl::StrContains(charon_->Log(), "parsed IKE_SA_INIT response 0 [ N(INVAL_KE) ]"))
+      << charon_->LogLines({"[IKE]", "[ENC]"});
+  EXPECT_TRUE(absl::StrContains(charon_->Log(), "it requested ECP_256")) << charon_->LogLines({"[IKE]"});
   EXPECT_OK(ours_->WaitSas(OursOneEstablished, 5s));
 }
 
@@ -423,7 +425,8 @@ TEST_F(EngineInterop, InvalidKeRetryOursInitiating) {
   auto sas = charon_->WaitSas(OneEstablished, 10s);
   ASSERT_OK(sas) << ours_->LogTail();
   EXPECT_EQ((*sas)[0].dh_group, "ECP_256");
-  EXPECT_TRUE(absl::StrContains(charon_->Log(), "N(INVAL_KE)")) << charon_->LogLines({"[ENC]"});
+  EXPECT_TRUE(absl::StrContains(charon_->Log(), "generating IKE_SA_INIT response 0 [ N(INVAL_KE) ]"))
+      << charon_->LogLines({"[ENC]"});
   EXPECT_OK(ours_->WaitSas(OursOneEstablished, 5s));
 }
 
