@@ -64,8 +64,8 @@ void AddCertCommands(CLI::App& app, State& state) {
         "issue", "Issue a certificate from a CSR for an external IKE peer (a router) or an admin client");
     c->add_option("--csr", a->csr, "PEM PKCS#10 request file")->required()->check(CLI::ExistingFile);
     c->add_option("--name", a->name, "Subject CN (the peer or admin name)")->required();
-    c->add_option("--ip", a->ips, "IP subjectAltName (repeatable)");
-    c->add_option("--dns", a->dns, "DNS subjectAltName (repeatable)");
+    c->add_option("--ip", a->ips, "IP subjectAltName (repeatable)")->allow_extra_args(false);
+    c->add_option("--dns", a->dns, "DNS subjectAltName (repeatable)")->allow_extra_args(false);
     c->add_option("--days", a->days, "Validity in days (default 365)");
     c->add_option("--kind", a->kind, "external (IKE peer) or admin (AdminService client over TCP)")
         ->check(CLI::IsMember({"external", "admin"}))

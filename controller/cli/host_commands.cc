@@ -67,9 +67,10 @@ void AddHostCommands(CLI::App& app, State& state) {
         "add", "Add a host and print a single-use enrollment token plus the exact `ipfleet-agent enroll` line");
     c->add_option("name", a->name, "Host name (becomes the certificate CN)")->required();
     c->add_option("--address", a->addresses, "Outer IP address (repeatable); becomes an IP subjectAltName")
-        ->required();
-    c->add_option("--dns", a->dns, "DNS name (repeatable); becomes a DNS subjectAltName");
-    c->add_option("--label", a->labels, "Label k=v (repeatable), used by fleet selectors");
+        ->required()
+        ->allow_extra_args(false);
+    c->add_option("--dns", a->dns, "DNS name (repeatable); becomes a DNS subjectAltName")->allow_extra_args(false);
+    c->add_option("--label", a->labels, "Label k=v (repeatable), used by fleet selectors")->allow_extra_args(false);
     c->add_option("--token-ttl", a->ttl, "Token lifetime in seconds (default 86400)");
     c->callback([&state, a] {
       v1::AddHostRequest req;

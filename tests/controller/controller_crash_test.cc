@@ -3,6 +3,9 @@
 // foreign keys), every write the controller acknowledged is there, and every write is all or
 // nothing (host + token + audit row). Also: SIGTERM shuts down cleanly with exit status 0.
 #include <fcntl.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -18,7 +21,8 @@ namespace {
 
 class ControllerProcess {
  public:
-  ControllerProcess(fs::path dir) : dir_(std::move(dir)) {}
+  explicit ControllerProcess(fs::path dir, std::string notify_socket = {})
+      : dir_(std::move(dir)), notify_socket_(std::move(notify_socket)) {}
   ~ControllerProcess() {
     if (pid_ > 0) {
       ::kill(pid_, SIGKILL);
@@ -33,6 +37,7 @@ class ControllerProcess {
       int log = ::open((dir_ / "controller.log").c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
       ::dup2(log, 1);
       ::dup2(log, 2);
+      if (!notify_socket_.empty()) ::setenv("NOTIFY_SOCKET", notify_socket_.c_str(), 1);
       ::execl(IPFLEET_CONTROLLER_PATH, "ipfleet-controller", "serve", "--data-dir", dir_.c_str(), "--listen",
               "127.0.0.1:0", static_cast<char*>(nullptr));
       ::_exit(127);
@@ -63,6 +68,7 @@ class ControllerProcess {
 
  private:
   fs::path dir_;
+  std::string notify_socket_;
   pid_t pid_ = -1;
   std::unique_ptr<v1::AdminService::Stub> stub_;
 };
@@ -172,6 +178,33 @@ TEST_F(ControllerCrashTest, SecondControllerOnTheSameDirectoryRefuses) {
   struct stat st {};
   ASSERT_EQ(::stat((dir_ / "admin.sock").c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);
+}
+
+// systemd's side of sd_notify: a datagram socket named by NOTIFY_SOCKET.
+TEST_F(ControllerCrashTest, ServeNotifiesSystemdReadyAndStopping) {
+  fs::path sock = dir_ / "notify.sock";
+  int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", sock.c_str());
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  auto receive = [&](int timeout_ms) {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, timeout_ms) != 1) return std::string();
+    char buf[512];
+    ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
+  };
+  ControllerProcess proc(dir_, sock.string());
+  ASSERT_NO_FATAL_FAILURE(proc.Start());
+  std::string ready = receive(10000);
+  EXPECT_NE(ready.find("READY=1"), std::string::npos) << ready;
+  int status = proc.Stop(SIGTERM);
+  std::string stopping = receive(10000);
+  EXPECT_NE(stopping.find("STOPPING=1"), std::string::npos) << stopping;
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  ::close(fd);
 }
 
 }  // namespace

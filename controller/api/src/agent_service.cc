@@ -59,6 +59,11 @@ class StreamSink final : public SessionSink {
     reactor_ = nullptr;
   }
 
+  bool finished() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return finished_;
+  }
+
  private:
   std::mutex mu_;
   Reactor* reactor_;
@@ -93,7 +98,9 @@ class SessionReactor final : public Reactor {
       return;
     }
     in_.Clear();
-    StartRead(&in_);
+    // Another thread may have finished the stream meanwhile (replaced, kicked, shutdown): then
+    // no new read, so OnDone follows once the finish completes.
+    if (!sink_->finished()) StartRead(&in_);
   }
 
   void OnWriteDone(bool ok) override { sink_->WriteDone(ok); }
