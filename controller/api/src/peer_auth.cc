@@ -51,7 +51,7 @@ absl::StatusOr<PeerIdentity> VerifyPeer(const grpc::ServerContextBase& ctx, Pki&
   }
   if (rec->kind != kind || rec->name != info->subject_cn) {
     return absl::PermissionDeniedError(absl::StrCat("client certificate for '", info->subject_cn,
-                                                    "' is a ", rec->kind, " certificate, not a ",
+                                                    "' is of kind ", rec->kind, "; this call needs a ",
                                                     kind, " certificate"));
   }
   return PeerIdentity{info->subject_cn, info->serial_hex, std::move(pem)};
