@@ -2,16 +2,20 @@
 
 #include <unistd.h>
 
+#include <cstdio>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <thread>
 
 #include <absl/strings/match.h>
 #include <absl/strings/str_cat.h>
 #include <absl/strings/str_format.h>
+#include <absl/strings/str_split.h>
 #include <nlohmann/json.hpp>
 
 #include "harness/charon.h"
+#include "harness/ike_peer.h"
 #include "harness/netns.h"
 #include "harness/pki.h"
 #include "harness/swanctl.h"
@@ -45,13 +49,13 @@ absl::StatusOr<double> CpuMs(pid_t pid) {
 
 std::string CharonBenchResult::ToString() const {
   return absl::StrFormat(
-      "charon_vs_charon suite=ecdsa-p256/x25519/aes128gcm16 certs=%s established=%d wall_s=%.3f rate_per_s=%.1f "
+      "%s suite=ecdsa-p256/x25519/aes128gcm16 certs=%s established=%d wall_s=%.3f rate_per_s=%.1f "
       "cpu_ms_per_establishment initiator=%.2f responder=%.2f",
-      cert_issuer, established, wall_s, rate_per_s, cpu_ms_initiator, cpu_ms_responder);
+      peer, cert_issuer, established, wall_s, rate_per_s, cpu_ms_initiator, cpu_ms_responder);
 }
 
 std::string CharonBenchResult::ToJson() const {
-  nlohmann::json j = {{"peer", "charon"},          {"established", established},
+  nlohmann::json j = {{"peer", peer},          {"established", established},
                       {"wall_s", wall_s},          {"rate_per_s", rate_per_s},
                       {"cpu_ms_initiator", cpu_ms_initiator}, {"cpu_ms_responder", cpu_ms_responder},
                       {"cert_issuer", cert_issuer}};
@@ -204,6 +208,103 @@ absl::StatusOr<CharonBenchResult> RunCharonBench(const CharonBenchOptions& o) {
   r.cpu_ms_initiator = (cpu_i1 - cpu_i0) / up;
   r.cpu_ms_responder = (cpu_r1 - cpu_r0) / up;
   r.cert_issuer = pki.issuer;
+  return r;
+}
+
+namespace {
+
+// Milliseconds since midnight from a spdlog line "YYYY-MM-DDTHH:MM:SS.mmm ...".
+std::optional<double> LineMs(absl::string_view line) {
+  if (line.size() < 23 || line[10] != 'T') return std::nullopt;
+  int h = 0, m = 0, sec = 0, ms = 0;
+  if (std::sscanf(std::string(line.substr(11, 12)).c_str(), "%d:%d:%d.%d", &h, &m, &sec, &ms) != 4) return std::nullopt;
+  return ((h * 60.0 + m) * 60.0 + sec) * 1000.0 + ms;
+}
+
+}  // namespace
+
+absl::StatusOr<CharonBenchResult> RunIkePeerBench(const CharonBenchOptions& o, const std::string& binary) {
+  if (!interop::HaveRoot()) return absl::PermissionDeniedError("bench needs root (network namespaces)");
+  if (binary.empty()) return absl::FailedPreconditionError("no ipfleet-ike-peer binary");
+  interop::WorkDir work("bench-ours");
+  if (!work.ok()) return absl::InternalError("mkdtemp failed");
+  if (o.keep) work.Keep();
+  IPFLEET_ASSIGN_OR_RETURN(auto net, interop::NetnsPair::Create());
+  IPFLEET_ASSIGN_OR_RETURN(
+      interop::Pki pki,
+      interop::MakePki(work.path() / "pki",
+                       {{"host1", net->a().addr, "host1.example"}, {"host2", net->b().addr, "host2.example"}},
+                       interop::ConfiguredController()));
+  auto tunnel = [&](const interop::NetnsSide& me, const interop::NetnsSide& peer, const std::string& name,
+                    int host) {
+    interop::IkePeerTunnel t;
+    t.name = name;
+    t.local = me.addr;
+    t.remote = peer.addr;
+    t.local_id = host == 0 ? "host1.example" : "host2.example";
+    t.remote_id = host == 0 ? "host2.example" : "host1.example";
+    t.psk = false;
+    t.cert = pki.hosts[host].cert;
+    t.key = pki.hosts[host].key;
+    t.ca = pki.ca_cert;
+    t.ike_proposal = o.ike_proposal;
+    t.esp_proposal = o.esp_proposal;
+    t.local_ts = me.subnet + "/32";
+    t.remote_ts = peer.subnet + "/32";
+    return t;
+  };
+  auto peer_opts = [&](const interop::NetnsSide& side, const char* dir, bool initiate) {
+    interop::IkePeerOptions p;
+    p.binary = binary;
+    p.netns = side.ns;
+    p.dir = work.path() / dir;
+    p.listen = side.addr;
+    p.initiate = initiate;
+    p.log_level = "info";
+    p.retransmit_timeout_ms = 4000;
+    p.retransmit_tries = 5;
+    return p;
+  };
+  auto ro = peer_opts(net->b(), "responder", false);
+  ro.tunnels = {tunnel(net->b(), net->a(), "t", 1)};
+  IPFLEET_ASSIGN_OR_RETURN(auto resp, interop::IkePeer::Start(ro));
+  auto io = peer_opts(net->a(), "initiator", true);
+  for (int i = 0; i < o.count; ++i) io.tunnels.push_back(tunnel(net->a(), net->b(), absl::StrCat("b", i), 0));
+  IPFLEET_ASSIGN_OR_RETURN(double cpu_r0, CpuMs(resp->pid()));
+  IPFLEET_ASSIGN_OR_RETURN(auto init, interop::IkePeer::Start(io));
+  IPFLEET_ASSIGN_OR_RETURN(double cpu_i0, CpuMs(init->pid()));
+  (void)cpu_i0;  // the initiator is measured from its start (includes config load)
+  int up = 0;
+  std::optional<double> t0, t1;
+  bool done = interop::WaitFor(
+      [&] {
+        up = 0;
+        const std::string log = init->Log();
+        for (absl::string_view line : absl::StrSplit(log, '\n')) {
+          if (!t0 && absl::StrContains(line, "listening addr=")) t0 = LineMs(line);
+          if (absl::StrContains(line, "type=child_installed")) {
+            ++up;
+            t1 = LineMs(line);
+          }
+        }
+        return up >= o.count;
+      },
+      std::chrono::milliseconds(20000 + 200LL * o.count), 20ms);
+  if (!done || !t0 || !t1) {
+    work.Keep();
+    return absl::DeadlineExceededError(absl::StrCat("ours bench: ", up, " of ", o.count, " established; logs in ",
+                                                    work.path().string()));
+  }
+  IPFLEET_ASSIGN_OR_RETURN(double cpu_i1, CpuMs(init->pid()));
+  IPFLEET_ASSIGN_OR_RETURN(double cpu_r1, CpuMs(resp->pid()));
+  CharonBenchResult r;
+  r.established = up;
+  r.wall_s = std::max(0.001, (*t1 - *t0) / 1000.0);
+  r.rate_per_s = up / r.wall_s;
+  r.cpu_ms_initiator = cpu_i1 / up;
+  r.cpu_ms_responder = (cpu_r1 - cpu_r0) / up;
+  r.cert_issuer = pki.issuer;
+  r.peer = "ours_vs_ours";
   return r;
 }
 

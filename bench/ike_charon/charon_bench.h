@@ -29,10 +29,18 @@ struct CharonBenchResult {
   double cpu_ms_initiator = 0;  // charon CPU per establishment, initiator side
   double cpu_ms_responder = 0;
   std::string cert_issuer;      // "ipfleet-controller" or "openssl-cli"
+  std::string peer = "charon_vs_charon";
   std::string ToString() const;
   std::string ToJson() const;
 };
 
 absl::StatusOr<CharonBenchResult> RunCharonBench(const CharonBenchOptions& options);
+
+// The same measurement with our engine on both sides in the same topology: two ipfleet-ike-peer processes
+// (`binary`, a Release build for meaningful numbers), the initiator configured with `count` tunnels and
+// --initiate (all at once: our engine has no cookie threshold yet). Wall time from the initiator's
+// "listening" log line to its last "child_installed" event (log timestamps, ms); CPU from /proc as for charon
+// (the initiator's includes config loading).
+absl::StatusOr<CharonBenchResult> RunIkePeerBench(const CharonBenchOptions& options, const std::string& binary);
 
 }  // namespace ipfleet::bench

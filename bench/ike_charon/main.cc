@@ -21,6 +21,10 @@ int main(int argc, char** argv) {
   bool use_events = false;
   app.add_flag("--events", use_events,
                "count VICI child-updown events instead of polling list-sas (stalls on charon 5.9.8 here)");
+  std::string ours;
+  app.add_option("--ours", ours,
+                 "also run ipfleet-ike-peer (this binary; a Release build) vs itself in the same topology and "
+                 "print the ratio");
   CLI11_PARSE(app, argc, argv);
   o.events = use_events;
   for (int i = 0; i < rounds; ++i) {
@@ -30,6 +34,15 @@ int main(int argc, char** argv) {
       return 1;
     }
     std::cout << (json ? r->ToJson() : r->ToString()) << std::endl;
+    if (!ours.empty()) {
+      auto u = ipfleet::bench::RunIkePeerBench(o, ours);
+      if (!u.ok()) {
+        std::cerr << "ours bench failed: " << u.status() << "\n";
+        return 1;
+      }
+      std::cout << (json ? u->ToJson() : u->ToString()) << std::endl;
+      std::cout << "ratio ours/charon establishments_per_s=" << u->rate_per_s / r->rate_per_s << std::endl;
+    }
   }
   return 0;
 }

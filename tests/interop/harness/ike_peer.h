@@ -69,6 +69,7 @@ class IkePeer {
                                                 std::chrono::milliseconds timeout);
   absl::Status Signal(int sig) { return process_.Signal(sig); }
   bool Running() { return process_.Running(); }
+  pid_t pid() const { return process_.pid(); }
   std::string Log() const;
   std::string LogTail(size_t max_lines = 40) const;
   std::string StatusText() const;
