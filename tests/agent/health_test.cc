@@ -161,6 +161,29 @@ TEST_F(AgentHealthTest, DeadChildSaWithLiveIkeSaIsDetectedAndRenegotiated) {
   EXPECT_LE(clock_.ms - 1'000'000, 10'000);
 }
 
+TEST_F(AgentHealthTest, ChildRepairThatDoesNotComeUpEscalatesToTheIkeSa) {
+  // The peer lost everything: a new CHILD_SA on the old IKE_SA cannot be negotiated.
+  const auto old = Child();
+  ike_->fail_initiate = true;
+  uint64_t out = 0;
+  for (int i = 0; i < 16; ++i) {
+    clock_.Advance(500);
+    out += 5;
+    if (ike_->Sa("a--b") && !ike_->Sa("a--b")->children.empty()) SetCounters(old.spi_in, old.spi_out, 0, out);
+    agent_->Tick();
+  }
+  EXPECT_NE(std::find(ike_->log.begin(), ike_->log.end(), "delete_child:a--b"), ike_->log.end());
+  EXPECT_EQ(std::find(ike_->log.begin(), ike_->log.end(), "delete_ike:a--b"), ike_->log.end()) << "escalated too early";
+  ike_->fail_initiate = false;
+  for (int i = 0; i < 8; ++i) {
+    clock_.Advance(500);
+    agent_->Tick();
+  }
+  // Initiate succeeded again only after the whole IKE_SA was dropped... or earlier; either way the
+  // escalation ran once the 3 s passed without an SA pair.
+  EXPECT_NE(std::find(ike_->log.begin(), ike_->log.end(), "delete_ike:a--b"), ike_->log.end());
+}
+
 TEST_F(AgentHealthTest, OneWayTrafficWithAnsweredProbeIsNotRenegotiated) {
   const auto c = Child();
   prober_.answer = true;

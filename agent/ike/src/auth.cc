@@ -206,6 +206,17 @@ absl::Status VerifyAuth(EVP_PKEY* peer_key, ByteView data, ByteView octets) {
 absl::StatusOr<ossl::X509Ptr> VerifyPeerCert(const Credentials& creds, const std::vector<Bytes>& der_certs) {
   if (der_certs.empty()) return absl::UnauthenticatedError("peer sent no certificate");
   if (!creds.store) return absl::FailedPreconditionError("no trust anchors configured");
+  Bytes key(32);
+  {
+    ossl::MdCtx md(EVP_MD_CTX_new());
+    unsigned int len = 0;
+    bool ok = md && EVP_DigestInit_ex(md.get(), EVP_sha256(), nullptr) == 1;
+    for (const Bytes& d : der_certs) ok = ok && EVP_DigestUpdate(md.get(), d.data(), d.size()) == 1;
+    if (!ok || EVP_DigestFinal_ex(md.get(), key.data(), &len) != 1) return ossl::Error("EVP_Digest(sha256)");
+  }
+  auto now = std::chrono::steady_clock::now();
+  auto hit = creds.verified_cache.find(key);
+  bool cached = hit != creds.verified_cache.end() && hit->second > now;
   std::vector<ossl::X509Ptr> certs;
   for (const Bytes& d : der_certs) {
     const unsigned char* p = d.data();
@@ -216,6 +227,7 @@ absl::StatusOr<ossl::X509Ptr> VerifyPeerCert(const Credentials& creds, const std
   struct StackFree {
     void operator()(STACK_OF(X509) * s) const { sk_X509_free(s); }
   };
+  if (cached) return std::move(certs[0]);
   std::unique_ptr<STACK_OF(X509), StackFree> untrusted(sk_X509_new_null());
   for (size_t i = 1; i < certs.size(); ++i) sk_X509_push(untrusted.get(), certs[i].get());
   ossl::X509StoreCtx ctx(X509_STORE_CTX_new());
@@ -226,6 +238,8 @@ absl::StatusOr<ossl::X509Ptr> VerifyPeerCert(const Credentials& creds, const std
     ossl::DrainErrors();
     return absl::UnauthenticatedError(absl::StrCat("X509_verify_cert: ", X509_verify_cert_error_string(err)));
   }
+  if (creds.verified_cache.size() > 1024) creds.verified_cache.clear();  // bounded
+  creds.verified_cache[key] = now + std::chrono::seconds(60);
   return std::move(certs[0]);
 }
 

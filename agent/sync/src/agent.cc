@@ -1,11 +1,21 @@
 #include "ipfleet/agent/sync/agent.h"
 
+#include <algorithm>
+
 #include <absl/strings/str_cat.h>
 #include <spdlog/spdlog.h>
 
 #include "ipfleet/agent/sync/kernel_plan.h"
 
 namespace ipfleet::agent {
+namespace {
+constexpr int64_t kEscalateAfterMs = 3000;
+}  // namespace
+
+void Agent::ConsumeForced(size_t n) {
+  std::lock_guard lock(mu_);
+  forced_pending_.erase(forced_pending_.begin(), forced_pending_.begin() + std::min(n, forced_pending_.size()));
+}
 
 Agent::Agent(AgentOptions options, kernel::Xfrm& xfrm, IkeSeam& ike, BundleVerifyFn verify, Clock& clock,
              health::Prober* prober, health::Metrics* metrics)
@@ -157,6 +167,7 @@ void Agent::Repair(const TunnelConfig& t, const std::string& reason, const std::
   absl::Status init = ike_.Initiate(t.name);
   auto& w = watches_[t.name];
   w.last_initiate_ms = clock_.NowMs();
+  w.escalate_at_ms = ike ? 0 : clock_.NowMs() + kEscalateAfterMs;
   ++w.forced;
   ++forced_total_;
   v1::ForcedRenegotiation f;

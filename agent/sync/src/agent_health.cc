@@ -107,6 +107,17 @@ void Agent::CheckTunnel(const TunnelConfig& t, int64_t now, bool* changed) {
     return;
   }
   w.ike_stale = false;
+  if (w.escalate_at_ms && now >= w.escalate_at_ms) {
+    w.escalate_at_ms = 0;
+    if (!TunnelUp(t, nullptr)) {
+      spdlog::warn("event=repair_escalated tunnel={} reason=\"no CHILD_SA after renegotiation, renegotiating the IKE_SA\"", t.name);
+      (void)ike_.DeleteIkeSa(t.name);
+      (void)ike_.Initiate(t.name);
+      w.last_initiate_ms = now;
+      w.children.clear();
+      return;
+    }
+  }
   std::set<uint32_t> seen;
   for (const auto& c : view->children) {
     if (c.phase != SaPhase::kEstablished) continue;

@@ -65,8 +65,8 @@ void SessionClient::SendHealth() {
   *m.mutable_health() = agent_.BuildHealth(/*consume=*/false);
   std::lock_guard lock(stream_mu_);
   if (connected_ && WriteNow(m)) {
-    // Forced renegotiations are "since the previous report": consume them only once delivered.
-    (void)agent_.BuildHealth(/*consume=*/true);
+    // Forced renegotiations are "since the previous report": drop exactly those delivered.
+    agent_.ConsumeForced(static_cast<size_t>(m.health().forced_size()));
   }
 }
 

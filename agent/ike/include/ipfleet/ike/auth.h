@@ -4,6 +4,8 @@
 // Verification has no off switch.
 #pragma once
 
+#include <chrono>
+#include <map>
 #include <memory>
 #include <vector>
 
@@ -23,6 +25,9 @@ struct Credentials {
   bool crl_check = false;
   Bytes certreq;                  // SHA-1 of each CA's SubjectPublicKeyInfo, concatenated
   std::string psk;
+  // Chains that verified recently (SHA-256 of the DER chain -> monotonic expiry). Scoped to this
+  // object, so a new CA/CRL (a new Load) starts empty; entries live at most 60 s.
+  mutable std::map<Bytes, std::chrono::steady_clock::time_point> verified_cache;
 
   static absl::StatusOr<std::shared_ptr<Credentials>> Load(const PeerConfig& peer);
 };

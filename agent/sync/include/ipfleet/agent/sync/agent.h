@@ -61,6 +61,8 @@ class Agent {
 
   // The per-tunnel / per-SA report. `consume` moves the pending forced renegotiations into it.
   v1::HealthReport BuildHealth(bool consume);
+  // Drops the first `n` pending forced renegotiations (after a report carrying them was sent).
+  void ConsumeForced(size_t n);
   // The last executed command's stored result (re-sent after a reconnect), if any.
   std::optional<v1::CommandResult> LastResult();
 
@@ -86,6 +88,9 @@ class Agent {
     int64_t last_initiate_ms = -1'000'000;
     bool was_up = false;
     bool ike_stale = false;
+    // After a CHILD_SA repair: when the tunnel is not up again by then, the whole IKE_SA is
+    // renegotiated (the peer may have lost its IKE_SA too, so CREATE_CHILD_SA cannot work).
+    int64_t escalate_at_ms = 0;
   };
   struct PendingCommand {
     v1::Command command;
