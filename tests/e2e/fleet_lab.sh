@@ -73,18 +73,20 @@ check "rollout in waves" ipf rollout start --canary 34 --wave-size 1 --wave-time
 ipf rollout status >"$W/rollout.txt" 2>&1
 
 # --- 2. ping across every tunnel; ESP counters rise on both ends ------------------------------
-esp_packets() { ip netns exec "$1" ip -s xfrm state 2>/dev/null | awk '/packets/ {for (i=1;i<=NF;i++) if ($i ~ /packets/) {split($i,a,"\\("); s+=a[1]}} END {print s+0}'; }
+# Sum of the packet counters of every SA on a host (ip -s xfrm state: "N(bytes), M(packets)").
+esp_pkts() { ip netns exec "$1" ip -s xfrm state 2>/dev/null | grep -o '[0-9]*(packets)' | tr -dc '0-9\n' | awk '{s+=$1} END {print s+0}'; }
 pingable() { ip netns exec "$1" ping -c 1 -W 1 -I "198.51.100.${1#h}" "198.51.100.${2#h}"; }
 for pair in "h2 h3" "h2 h4" "h3 h4"; do
   set -- $pair
-  before_a=$(ip netns exec "$1" ip -s xfrm state | grep -c "proto esp")
   check "ping $1 -> $2 through ESP" wait_for 30 pingable "$1" "$2"
+  a0=$(esp_pkts "$1"); b0=$(esp_pkts "$2")
   check "ping $2 -> $1 through ESP" wait_for 10 pingable "$2" "$1"
-  check "ESP SAs on $1 and $2" test "$before_a" -ge 2 -a "$(ip netns exec "$2" ip xfrm state | grep -c 'proto esp')" -ge 2
+  a1=$(esp_pkts "$1"); b1=$(esp_pkts "$2")
+  echo "e2e: ESP packet counters $1 $a0 -> $a1, $2 $b0 -> $b1"
+  check "ESP counters rose on both $1 and $2" test "$a1" -gt "$a0" -a "$b1" -gt "$b0"
 done
 for h in h2 h3 h4; do ip netns exec "$h" ip -s xfrm state >"$W/xfrm-$h.txt" 2>&1; done
-check "ESP counters count packets (h2)" bash -c "grep -q 'bytes' $W/xfrm-h2.txt && ! grep -A6 'proto esp' $W/xfrm-h2.txt | grep -q '^ *0(bytes), 0(packets)\$'"
-all_up() { ipf status | awk 'NR>1 && /h[234]/ {split($0,a," "); } END {}' ; ipf -o json status | grep -q '"tunnels_up": *2' && [ "$(ipf -o json status | grep -c '"tunnels_up": *2')" = 3 ]; }
+all_up() { [ "$(ipf -o json status | grep -c '"tunnels_up": *2')" = 3 ]; }
 check "ipfleet status: every tunnel up" wait_for 20 all_up
 ipf status | tee "$W/status.txt"
 
@@ -94,7 +96,6 @@ check "flush-sa h2 --wait" ipf flush-sa h2 --wait --wait-timeout 20
 check "traffic flows again after flush-sa" wait_for 10 pingable h2 h3
 t1=$(now_ms)
 echo "e2e: flush-sa to traffic flowing again: $((t1 - t0)) ms"
-forced() { ip netns exec "$1" curl -s "http://127.0.0.1:9477/metrics" 2>/dev/null | awk -v r="$2" '$0 ~ "forced_renegotiations_total\\{reason=\""r"\"" {print $2}'; }
 fetch_metrics() { ip netns exec "$1" bash -c "exec 3<>/dev/tcp/127.0.0.1/9477; printf 'GET /metrics HTTP/1.0\r\n\r\n' >&3; cat <&3"; }
 has_forced() { fetch_metrics "$1" | grep -q "ipfleet_agent_forced_renegotiations_total{reason=\"$2\"} [1-9]"; }
 check "forced renegotiation (flush-sa) reported" has_forced h2 flush-sa
