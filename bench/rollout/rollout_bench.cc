@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 
 #include <CLI/CLI.hpp>
+#include <spdlog/spdlog.h>
 #include <grpcpp/grpcpp.h>
 
 #include <atomic>
