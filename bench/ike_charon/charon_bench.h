@@ -15,7 +15,7 @@ struct CharonBenchOptions {
   int count = 200;          // IKE_SAs to establish (each a distinct connection on the initiator)
   int cpu = 0;              // pin both charons to this CPU ("on one core"); -1: no pinning
   int threads = 16;         // charon worker threads
-  int window = 8;           // initiates outstanding at once (0 = all); below charon's cookie_threshold (10)
+  int window = 8;           // initiates outstanding at once (0 = all)
   std::string ike_proposal = "aes128gcm16-prfsha256-x25519";
   std::string esp_proposal = "aes128gcm16";
   bool keep = false;        // keep the work dir (logs, configs)
