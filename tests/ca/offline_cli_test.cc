@@ -105,8 +105,11 @@ TEST_P(OfflineFlowTest, InitIssueRevokeCrl) {
   EXPECT_EQ(Sh("openssl x509 -noout -checkend " + std::to_string(29 * 86400) + " -in " + Q(crt)).exit_code, 0);
   EXPECT_NE(Sh("openssl x509 -noout -checkend " + std::to_string(31 * 86400) + " -in " + Q(crt)).exit_code, 0);
   std::string serial = Serial(crt);
+  // The inventory spells serials like ca::SerialHex: lower case, no leading zeros.
+  std::string stored_serial = absl::AsciiStrToLower(serial);
+  stored_serial.erase(0, std::min(stored_serial.find_first_not_of('0'), stored_serial.size() - 1));
   db = Sh("sqlite3 " + Q(Dir() / "inventory.db") + " \"SELECT name, kind FROM certificates WHERE serial='" +
-           absl::AsciiStrToLower(serial) + "'\"");
+           stored_serial + "'\"");
   EXPECT_THAT(db.output, HasSubstr("web1|host"));
 
   // revoke + crl: openssl accepts the CRL and it lists the serial; verify -crl_check refuses.
@@ -129,7 +132,7 @@ TEST_P(OfflineFlowTest, InitIssueRevokeCrl) {
   EXPECT_NE(vr.exit_code, 0);
   EXPECT_THAT(vr.output, HasSubstr("certificate revoked"));
   db = Sh("sqlite3 " + Q(Dir() / "inventory.db") + " 'SELECT * FROM revocations'");
-  EXPECT_THAT(absl::AsciiStrToLower(db.output), HasSubstr(absl::AsciiStrToLower(serial)));
+  EXPECT_THAT(absl::AsciiStrToLower(db.output), HasSubstr(stored_serial));
 
   // A second CRL gets the next number.
   CmdResult c2 = Ctl("ca crl --data-dir " + Q(Dir()) + " --out " + Q(tmp_ / "crl2.pem"));
