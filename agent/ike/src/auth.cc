@@ -206,17 +206,20 @@ absl::Status VerifyAuth(EVP_PKEY* peer_key, ByteView data, ByteView octets) {
 absl::StatusOr<ossl::X509Ptr> VerifyPeerCert(const Credentials& creds, const std::vector<Bytes>& der_certs) {
   if (der_certs.empty()) return absl::UnauthenticatedError("peer sent no certificate");
   if (!creds.store) return absl::FailedPreconditionError("no trust anchors configured");
-  Bytes key(32);
+  std::string key(32, '\0');
   {
     ossl::MdCtx md(EVP_MD_CTX_new());
     unsigned int len = 0;
     bool ok = md && EVP_DigestInit_ex(md.get(), EVP_sha256(), nullptr) == 1;
     for (const Bytes& d : der_certs) ok = ok && EVP_DigestUpdate(md.get(), d.data(), d.size()) == 1;
-    if (!ok || EVP_DigestFinal_ex(md.get(), key.data(), &len) != 1) return ossl::Error("EVP_Digest(sha256)");
+    if (!ok || EVP_DigestFinal_ex(md.get(), reinterpret_cast<unsigned char*>(key.data()), &len) != 1) return ossl::Error("EVP_Digest(sha256)");
   }
   auto now = std::chrono::steady_clock::now();
   auto hit = creds.verified_cache.find(key);
-  bool cached = hit != creds.verified_cache.end() && hit->second > now;
+  if (hit != creds.verified_cache.end() && hit->second.expiry > now) {
+    X509_up_ref(hit->second.cert.get());
+    return ossl::X509Ptr(hit->second.cert.get());
+  }
   std::vector<ossl::X509Ptr> certs;
   for (const Bytes& d : der_certs) {
     const unsigned char* p = d.data();
@@ -227,7 +230,6 @@ absl::StatusOr<ossl::X509Ptr> VerifyPeerCert(const Credentials& creds, const std
   struct StackFree {
     void operator()(STACK_OF(X509) * s) const { sk_X509_free(s); }
   };
-  if (cached) return std::move(certs[0]);
   std::unique_ptr<STACK_OF(X509), StackFree> untrusted(sk_X509_new_null());
   for (size_t i = 1; i < certs.size(); ++i) sk_X509_push(untrusted.get(), certs[i].get());
   ossl::X509StoreCtx ctx(X509_STORE_CTX_new());
@@ -239,7 +241,8 @@ absl::StatusOr<ossl::X509Ptr> VerifyPeerCert(const Credentials& creds, const std
     return absl::UnauthenticatedError(absl::StrCat("X509_verify_cert: ", X509_verify_cert_error_string(err)));
   }
   if (creds.verified_cache.size() > 1024) creds.verified_cache.clear();  // bounded
-  creds.verified_cache[key] = now + std::chrono::seconds(60);
+  X509_up_ref(certs[0].get());
+  creds.verified_cache[key] = Credentials::Verified{now + std::chrono::seconds(60), std::shared_ptr<X509>(certs[0].get(), X509_free)};
   return std::move(certs[0]);
 }
 

@@ -25,9 +25,15 @@ struct Credentials {
   bool crl_check = false;
   Bytes certreq;                  // SHA-1 of each CA's SubjectPublicKeyInfo, concatenated
   std::string psk;
-  // Chains that verified recently (SHA-256 of the DER chain -> monotonic expiry). Scoped to this
-  // object, so a new CA/CRL (a new Load) starts empty; entries live at most 60 s.
-  mutable std::map<Bytes, std::chrono::steady_clock::time_point> verified_cache;
+  // Chains that verified recently: SHA-256 of the DER chain -> (monotonic expiry, parsed end-entity
+  // certificate). Parsing a certificate and decoding its key through OpenSSL 3's decoders costs
+  // more than the signature check, and fleet peers present the same chain every time. Scoped to
+  // this object, so a new CA/CRL (a new Load) starts empty; entries live at most 60 s.
+  struct Verified {
+    std::chrono::steady_clock::time_point expiry;
+    std::shared_ptr<X509> cert;
+  };
+  mutable std::map<std::string, Verified> verified_cache;
 
   static absl::StatusOr<std::shared_ptr<Credentials>> Load(const PeerConfig& peer);
 };
