@@ -208,8 +208,16 @@ class SimAgent final : public grpc::ClientBidiReactor<v1::AgentMessage, v1::Cont
     agents.back()->Go();
     if (agents.size() % 200 == 0) std::this_thread::sleep_for(std::chrono::milliseconds(20));  // pace the handshakes
   }
-  // Runs until the parent kills us.
-  for (;;) std::this_thread::sleep_for(std::chrono::seconds(1));
+  // Runs until the parent kills us. A session that ended (a handshake that timed out under load)
+  // is opened again, as a real agent would.
+  for (;;) {
+    std::this_thread::sleep_for(std::chrono::seconds(2));
+    for (size_t i = 0; i < agents.size(); ++i) {
+      if (!agents[i]->done()) continue;
+      agents[i] = std::make_unique<SimAgent>(ids[i], ca_pem, target, &connected, &acked);
+      agents[i]->Go();
+    }
+  }
 }
 
 int FreePort() {
@@ -307,10 +315,12 @@ int RunRollout(int hosts, int group, const std::string& workdir) {
   certs.clear();
   if (::write(go[1], "g", 1) != 1) return 1;
   auto t_conn = Clock::now();
-  while (ctx.sessions->ConnectedCount() < static_cast<size_t>(hosts) && Seconds(t_conn, Clock::now()) < 600) {
+  while (ctx.sessions->ConnectedCount() < static_cast<size_t>(hosts) && Seconds(t_conn, Clock::now()) < 900) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
-  std::printf("sessions connected=%zu seconds=%.1f\n", ctx.sessions->ConnectedCount(), Seconds(t_conn, Clock::now()));
+  std::printf("sessions connected=%zu seconds=%.1f controller_rss_mib_all_connected=%ld\n", ctx.sessions->ConnectedCount(),
+              Seconds(t_conn, Clock::now()), PeakRssMiB());
+  std::fflush(stdout);
 
   auto admin = v1::AdminService::NewStub(
       grpc::CreateChannel("unix:" + (*ctl)->admin_socket().string(), grpc::InsecureChannelCredentials()));
@@ -372,6 +382,7 @@ int RunRollout(int hosts, int group, const std::string& workdir) {
 }  // namespace ipfleet::bench
 
 int main(int argc, char** argv) {
+  setvbuf(stdout, nullptr, _IOLBF, 0);
   CLI::App app("ipfleet rollout benchmark");
   int hosts = 1000, group = 10;
   std::string workdir = "/tmp";
