@@ -40,6 +40,11 @@ class IkeInit : public Task {
     out.push_back(MakePayload(PayloadType::kSa, SaPayload{{*sa.proposal}}));
     out.push_back(MakePayload(PayloadType::kKe, KePayload{sa.ke_group, sa.dh->public_value()}));
     out.push_back(MakePayload(PayloadType::kNonce, NoncePayload{sa.nr}));
+    // RFC 7296 3.7: the responder names the CAs it trusts here already, so a certificate-using
+    // initiator knows to send its CERT in IKE_AUTH (charon sends none without this request).
+    if (sa.peer->cfg.auth == AuthKind::kPubkey && sa.peer->creds && !sa.peer->creds->certreq.empty())
+      out.push_back(MakePayload(PayloadType::kCertReq,
+                                CertReqPayload{CertEncoding::kX509Signature, sa.peer->creds->certreq}));
     return absl::OkStatus();
   }
 
