@@ -49,6 +49,10 @@ bool Next(const unsigned char*& p, const unsigned char* end, Tlv* t) {
 
 bool IsSeq(const Tlv& t) { return t.cls == V_ASN1_UNIVERSAL && t.tag == V_ASN1_SEQUENCE && t.constructed; }
 
+// A primitive universal-class element with `tag`; a context-specific [3] must not pass as a BIT STRING
+// (found by fuzz_ca_csr: OpenSSL refuses what a tag-number-only check accepted).
+bool IsUniversalPrimitive(const Tlv& t, int tag) { return t.cls == V_ASN1_UNIVERSAL && t.tag == tag && !t.constructed; }
+
 bool Equals(const Tlv& t, const unsigned char* want, size_t n) {
   return t.total == n && std::memcmp(t.start, want, n) == 0;
 }
@@ -83,14 +87,14 @@ std::optional<FastCsrKey> Parse(std::string_view pem) {
   end = outer.content + outer.len;
   if (!Next(p, end, &tbs) || !IsSeq(tbs)) return std::nullopt;
   if (!Next(p, end, &sigalg) || !Equals(sigalg, kEcdsaSha256, sizeof kEcdsaSha256)) return std::nullopt;
-  if (!Next(p, end, &sig) || sig.tag != V_ASN1_BIT_STRING || sig.constructed || p != end) return std::nullopt;
+  if (!Next(p, end, &sig) || !IsUniversalPrimitive(sig, V_ASN1_BIT_STRING) || p != end) return std::nullopt;
   if (sig.len < 2 || sig.content[0] != 0) return std::nullopt;
 
   // CertificationRequestInfo ::= SEQUENCE { version 0, subject, subjectPKInfo, [0] attributes }
   p = tbs.content;
   end = tbs.content + tbs.len;
   Tlv version, subject, spki, attrs;
-  if (!Next(p, end, &version) || version.tag != V_ASN1_INTEGER || version.len != 1 || version.content[0] != 0) {
+  if (!Next(p, end, &version) || !IsUniversalPrimitive(version, V_ASN1_INTEGER) || version.len != 1 || version.content[0] != 0) {
     return std::nullopt;
   }
   if (!Next(p, end, &subject) || !IsSeq(subject)) return std::nullopt;
@@ -102,7 +106,7 @@ std::optional<FastCsrKey> Parse(std::string_view pem) {
   end = spki.content + spki.len;
   Tlv alg, bits;
   if (!Next(p, end, &alg) || !Equals(alg, kP256Spki, sizeof kP256Spki)) return std::nullopt;
-  if (!Next(p, end, &bits) || bits.tag != V_ASN1_BIT_STRING || bits.constructed || p != end) return std::nullopt;
+  if (!Next(p, end, &bits) || !IsUniversalPrimitive(bits, V_ASN1_BIT_STRING) || p != end) return std::nullopt;
   if (bits.len < 2 || bits.content[0] != 0) return std::nullopt;
   std::string point(reinterpret_cast<const char*>(bits.content + 1), bits.len - 1);
   if (!((point.size() == 65 && point[0] == 0x04) ||
