@@ -265,6 +265,8 @@ absl::StatusOr<CharonBenchResult> RunIkePeerBench(const CharonBenchOptions& o, c
     p.dir = work.path() / dir;
     p.listen = side.addr;
     p.initiate = initiate;
+    p.initiate_window = o.window;  // the same number outstanding as charon's initiator gets
+    p.cpu = o.cpu >= 0 ? std::optional<int>(o.cpu) : std::nullopt;  // the same core as the charons
     p.log_level = "info";
     p.retransmit_timeout_ms = 4000;
     p.retransmit_tries = 5;

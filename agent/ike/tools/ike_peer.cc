@@ -12,6 +12,7 @@
 #include <CLI/CLI.hpp>
 #include <cerrno>
 #include <cstring>
+#include <deque>
 #include <nlohmann/json.hpp>
 #include <optional>
 
@@ -203,11 +204,14 @@ int main(int argc, char** argv) {
   std::string config_path, status_file, log_level = "info";
   int port = -1;
   bool initiate = false;
+  size_t initiate_window = 0;
   double delete_after = -1;
   app.add_option("--config", config_path, "YAML/JSON config (docs/ike.md)")->required();
   app.add_option("--port", port, "UDP port to bind (default: config 'port' or 500)");
   app.add_option("--status-file", status_file, "write the SA table as JSON here on every change");
   app.add_flag("--initiate", initiate, "initiate every tunnel at start");
+  app.add_option("--initiate-window", initiate_window,
+                 "with --initiate: keep at most this many tunnels negotiating at once (0: all at once)");
   app.add_option("--delete-after", delete_after, "delete all IKE_SAs this many seconds after the first is up");
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error");
   CLI11_PARSE(app, argc, argv);
@@ -264,10 +268,15 @@ int main(int argc, char** argv) {
   auto engine = ike::Engine::Create(clock, net, xfrm);
   bool dirty = true;
   std::optional<ike::TimePoint> delete_at;
+  // Tunnels still to initiate, in config order, and how many are negotiating now (see --initiate-window).
+  std::deque<std::string> to_initiate;
+  size_t negotiating = 0;
   engine->SetEventCallback([&](const ike::Event& e) {
     spdlog::info("event type={} tunnel={} ike={} child={} detail=\"{}\"", ike::ToString(e.type), e.tunnel, e.ike_id,
                  e.child_id, e.detail);
     dirty = true;
+    if (negotiating > 0 && (e.type == ike::EventType::kChildInstalled || e.type == ike::EventType::kIkeFailed))
+      --negotiating;
     if (e.type == ike::EventType::kIkeEstablished && delete_after >= 0 && !delete_at)
       delete_at = clock.Now() + std::chrono::milliseconds(static_cast<int64_t>(delete_after * 1000));
   });
@@ -277,8 +286,18 @@ int main(int argc, char** argv) {
   }
   spdlog::info("listening addr={} tunnels={}", bound.ToString(), cfg->ike.peers.size());
   if (initiate)
-    for (const auto& p : cfg->ike.peers)
-      if (auto r = engine->Initiate(p.name); !r.ok()) spdlog::error("initiate_failed tunnel={} reason=\"{}\"", p.name, std::string(r.status().message()));
+    for (const auto& p : cfg->ike.peers) to_initiate.push_back(p.name);
+  auto initiate_more = [&] {
+    while (!to_initiate.empty() && (initiate_window == 0 || negotiating < initiate_window)) {
+      std::string name = std::move(to_initiate.front());
+      to_initiate.pop_front();
+      if (auto r = engine->Initiate(name); !r.ok()) {
+        spdlog::error("initiate_failed tunnel={} reason=\"{}\"", name, std::string(r.status().message()));
+        continue;
+      }
+      ++negotiating;
+    }
+  };
 
   auto write_status = [&] {
     if (status_file.empty()) return;
@@ -286,13 +305,20 @@ int main(int argc, char** argv) {
     if (!s.ok()) spdlog::warn("status_write_failed path={} reason=\"{}\"", status_file, std::string(s.message()));
   };
   std::vector<uint8_t> buf(65536);
+  // The status file is rewritten (and fsynced) at most every kStatusEvery: rewriting it after every datagram
+  // made the tool spend more time on status JSON than on IKE when hundreds of SAs come up at once.
+  constexpr auto kStatusEvery = std::chrono::milliseconds(50);
+  ike::TimePoint last_status{};
   for (;;) {
-    if (dirty) {
+    initiate_more();
+    auto now = clock.Now();
+    if (dirty && now - last_status >= kStatusEvery) {
       write_status();
       dirty = false;
+      last_status = now;
     }
     int timeout_ms = 1000;
-    auto now = clock.Now();
+    if (dirty) timeout_ms = static_cast<int>(kStatusEvery.count());
     for (auto d : {engine->NextDeadline(), delete_at})
       if (d) timeout_ms = std::min<int>(timeout_ms, std::max<int64_t>(0, std::chrono::duration_cast<std::chrono::milliseconds>(*d - now).count() + 1));
     pollfd pfds[3] = {{net.fd, POLLIN, 0}, {sfd, POLLIN, 0}, {net.fd_natt, POLLIN, 0}};

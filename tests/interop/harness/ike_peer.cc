@@ -95,6 +95,11 @@ absl::StatusOr<std::unique_ptr<IkePeer>> IkePeer::Start(const IkePeerOptions& op
   std::vector<std::string> argv = {options.binary, "--config", p->config_.string(), "--status-file",
                                    p->status_.string(), "--log-level", options.log_level};
   if (options.initiate) argv.push_back("--initiate");
+  if (options.initiate_window > 0) {
+    argv.push_back("--initiate-window");
+    argv.push_back(std::to_string(options.initiate_window));
+  }
+  if (options.cpu) argv.insert(argv.begin(), {"taskset", "-c", std::to_string(*options.cpu)});
   IPFLEET_ASSIGN_OR_RETURN(p->process_,
                            Process::Spawn(NetnsPair::Exec(options.netns, argv), {}, p->log_.string()));
   // Ready once it has bound UDP 500 in its namespace (or it died: report its log).

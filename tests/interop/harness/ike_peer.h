@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -41,6 +42,8 @@ struct IkePeerOptions {
   std::string listen;
   std::vector<IkePeerTunnel> tunnels;
   bool initiate = false;
+  int initiate_window = 0;                // --initiate-window (0: all tunnels at once)
+  std::optional<int> cpu = std::nullopt;  // pin the peer to this CPU (taskset), as charon.h does
   int retransmit_timeout_ms = 1000;
   int retransmit_tries = 3;
   std::string log_level = "debug";
