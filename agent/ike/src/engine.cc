@@ -79,16 +79,22 @@ class EngineImpl : public Engine, public Services {
     }
     return out;
   }
-  bool HasOtherEstablished(const IkeSa& sa) override {
-    for (const auto& [id, o] : sas_)
-      if (id != sa.id && o->peer->cfg.name == sa.peer->cfg.name && o->state == IkeState::kEstablished) return true;
+  bool HasOtherSa(const IkeSa& sa) override {
+    for (const auto& [id, o] : sas_) {
+      if (id == sa.id) continue;
+      if (o->peer->cfg.name == sa.peer->cfg.name || o->remote.addr == sa.remote.addr) return true;
+      if (sa.peer->remote_id && !o->peer_id.empty() && o->peer_id == *sa.peer->remote_id) return true;
+    }
     return false;
   }
   void InitialContact(IkeSa& sa) override {
+    // Only SAs created before this one (ids grow monotonically) whose authentication completed
+    // with the same identities on both ends: a peer that restarted lost exactly those. SAs still
+    // connecting, or younger than this one, were started after the peer's reboot and stay.
     std::vector<uint64_t> stale;
     for (const auto& [id, o] : sas_)
-      if (id != sa.id && o->peer->cfg.name == sa.peer->cfg.name && o->state != IkeState::kConnecting &&
-          o->peer_id == sa.peer_id)
+      if (id < sa.id && o->state != IkeState::kConnecting && !o->peer_id.empty() && o->peer_id == sa.peer_id &&
+          o->my_id == sa.my_id)
         stale.push_back(id);
     for (uint64_t id : stale) {
       spdlog::info("initial_contact {} dropping_ike={}", sa.log_prefix(), id);

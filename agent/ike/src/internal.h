@@ -62,9 +62,12 @@ class Services {
   virtual void Emit(const Event& e) = 0;
   // Tunnels whose addresses accept this IKE_SA (responder config selection).
   virtual std::vector<std::shared_ptr<const PeerRuntime>> PeersFor(const Endpoint& local, const Endpoint& remote) = 0;
-  // True when another IKE_SA of the same tunnel is established (INITIAL_CONTACT is then not sent).
-  virtual bool HasOtherEstablished(const IkeSa& sa) = 0;
-  // The peer sent INITIAL_CONTACT: silently drop all other IKE_SAs with the same peer identity.
+  // True when we hold another IKE_SA, in any state, with the peer `sa` is for (same tunnel, same
+  // remote address or same authenticated peer ID). INITIAL_CONTACT is sent only when false
+  // (RFC 7296 2.4: "this is the only IKE_SA currently active between the authenticated identities").
+  virtual bool HasOtherSa(const IkeSa& sa) = 0;
+  // The peer sent INITIAL_CONTACT: silently drop the IKE_SAs older than `sa` with the same
+  // authenticated identities (ours and the peer's); younger or still-connecting ones stay.
   virtual void InitialContact(IkeSa& sa) = 0;
 };
 

@@ -40,7 +40,7 @@ class IkeAuth : public Task {
     if (initiator_) {
       if (pubkey && !peer.creds->certreq.empty())
         out.push_back({PayloadType::kCertReq, false, CertReqPayload{CertEncoding::kX509Signature, peer.creds->certreq}});
-      if (!sa.svc.HasOtherEstablished(sa)) out.push_back(MakeNotify(NotifyType::kInitialContact));
+      if (!sa.svc.HasOtherSa(sa)) out.push_back(MakeNotify(NotifyType::kInitialContact));
       if (peer.remote_id) out.push_back({PayloadType::kIdr, false, ToIdPayload(*peer.remote_id)});
     }
     // RFC 7296 2.15: we sign our own IKE_SA_INIT message, the peer's nonce and prf(SK_p, ID').
@@ -122,7 +122,10 @@ class IkeAuth : public Task {
     }
     sa.peer_id = peer_id;
     spdlog::info("peer_authenticated {} peer_id=\"{}\" method={}", sa.log_prefix(), peer_id.ToString(), ToString(peer->cfg.auth));
-    if (!initiator_ && FindNotify(in, NotifyType::kInitialContact)) sa.svc.InitialContact(sa);
+    if (!initiator_ && FindNotify(in, NotifyType::kInitialContact)) {
+      sa.my_id = MyId(*peer, sa.local);  // the identity we answer with (Build sets the same)
+      sa.svc.InitialContact(sa);
+    }
     return absl::OkStatus();
   }
 };
