@@ -99,6 +99,20 @@ Pem IssueCert(const Pem& ca, const std::string& cn, const std::vector<std::strin
   return Pem{CertPem(c.get()), KeyPem(key.get())};
 }
 
+Pem IssueIntermediate(const Pem& ca, const std::string& cn, long serial) {
+  auto ca_cert = ReadCert(ca.cert);
+  auto ca_key = ReadKey(ca.key);
+  auto key = NewKey(KeyType::kEcP256);
+  auto c = NewCert(cn, serial, key.get());
+  X509_set_issuer_name(c.get(), X509_get_subject_name(ca_cert.get()));
+  AddExt(c.get(), c.get(), NID_basic_constraints, "critical,CA:TRUE");
+  AddExt(c.get(), c.get(), NID_key_usage, "critical,keyCertSign,cRLSign");
+  AddExt(c.get(), c.get(), NID_subject_key_identifier, "hash");
+  AddExt(c.get(), ca_cert.get(), NID_authority_key_identifier, "keyid");
+  Check(X509_sign(c.get(), ca_key.get(), EVP_sha256()) > 0, "X509_sign(intermediate)");
+  return Pem{CertPem(c.get()), KeyPem(key.get())};
+}
+
 std::string MakeCrl(const Pem& ca, const std::vector<long>& revoked) {
   auto ca_cert = ReadCert(ca.cert);
   auto ca_key = ReadKey(ca.key);

@@ -19,6 +19,8 @@ Pem MakeCa(const std::string& cn);
 // "DNS:host-a.example"; serial number `serial`.
 Pem IssueCert(const Pem& ca, const std::string& cn, const std::vector<std::string>& sans, long serial,
               KeyType type = KeyType::kEcP256);
+// Intermediate CA (CA:TRUE, keyCertSign) signed by `ca`, for certificate chains.
+Pem IssueIntermediate(const Pem& ca, const std::string& cn, long serial);
 // CRL signed by `ca` revoking the given serials.
 std::string MakeCrl(const Pem& ca, const std::vector<long>& revoked);
 

@@ -124,6 +124,8 @@ absl::Status InstallChild(IkeSa& sa, ChildSa& child, ByteView keymat) {
     p.reqid = child.cfg->reqid;
     p.esn = a.esn;
     p.replay_window = inbound ? 32 : 0;
+    if (sa.nat_detected)  // RFC 3948: ESP in UDP on the IKE ports (4500 after the switch)
+      p.encap = kernel::NatTEncap{inbound ? sa.remote.port : sa.local.port, inbound ? sa.local.port : sa.remote.port};
     if (a.aead) p.aead = kernel::AeadAlgo{a.aead->name, Bytes(e.begin(), e.end()), 128};
     if (a.crypt) p.crypt = kernel::CryptAlgo{a.crypt->name, Bytes(e.begin(), e.end())};
     if (a.auth) p.auth = kernel::AuthAlgo{a.auth->name, Bytes(au.begin(), au.end()), a.auth->trunc_bits};

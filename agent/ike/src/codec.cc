@@ -339,7 +339,7 @@ absl::StatusOr<std::vector<Payload>> DecodeChain(PayloadType first, ByteView dat
     Payload p;
     p.type = static_cast<PayloadType>(next);
     p.critical = flags & 0x80;
-    if (next == static_cast<uint8_t>(PayloadType::kSk)) {
+    if (next == static_cast<uint8_t>(PayloadType::kSk) || next == static_cast<uint8_t>(PayloadType::kSkf)) {
       // The SK payload must be last; its next-payload names the first inner payload.
       if (r.left() != 0) return Syntax("bytes after the Encrypted payload");
       p.body = SkPayload{static_cast<PayloadType>(np), Bytes(body.begin(), body.end())};

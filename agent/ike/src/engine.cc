@@ -9,6 +9,7 @@
 #include <string_view>
 
 #include "internal.h"
+#include "natfrag.h"
 
 namespace ipfleet::ike {
 
@@ -171,6 +172,7 @@ class EngineImpl : public Engine, public Services {
 
   void OnDatagram(const Endpoint& local, const Endpoint& remote, ByteView data) override {
     ++stats_.datagrams_in;
+    if (IsNatKeepalive(data)) return;  // RFC 3948 2.3: only keeps the peer's NAT mapping open
     auto msg = DecodeMessage(data);
     if (!msg.ok()) {
       ++stats_.dropped;
@@ -184,6 +186,16 @@ class EngineImpl : public Engine, public Services {
       auto key = std::make_pair(h.spi_i, remote);
       if (auto it = half_open_.find(key); it != half_open_.end()) {
         if (IkeSa* sa = Find(it->second)) return HandleRequest(*sa, *msg, data, local, remote);
+      }
+      // RFC 7296 2.6: half-open limits and, above a threshold, a stateless COOKIE round trip.
+      size_t from_peer = 0;
+      for (const auto& [k, v] : half_open_) from_peer += k.second.addr == remote.addr;
+      if (auto v = admission_.Check(config_, *msg, remote, half_open_.size(), from_peer, now()); !v.accept) {
+        if (!v.reply.empty()) {
+          ++stats_.datagrams_out;
+          net_.Send(local, remote, std::move(v.reply));
+        }
+        return Drop(remote, v.why);
       }
       auto peers = PeersFor(local, remote);
       if (peers.empty()) return Drop(remote, "no tunnel configured for this peer");
@@ -204,7 +216,8 @@ class EngineImpl : public Engine, public Services {
       if (!h.is_response()) SendInvalidIkeSpi(local, remote, h);
       return Drop(remote, "unknown IKE SPI");
     }
-    if (h.is_response()) HandleResponse(*sa, *msg, data);
+    if (IsFragmentMessage(*msg)) return OnFragment(*sa, *msg, data, local, remote);
+    if (h.is_response()) HandleResponse(*sa, *msg, data, local, remote);
     else HandleRequest(*sa, *msg, data, local, remote);
   }
 
@@ -236,6 +249,7 @@ class EngineImpl : public Engine, public Services {
     for (uint64_t id : ids) {
       IkeSa* sa = Find(id);
       if (!sa) continue;
+      NatFragTick(*sa, t);
       if (sa->outstanding && t >= sa->outstanding->next) {
         if (sa->outstanding->tries >= config_.retransmit_tries) {
           Timeout(*sa);
@@ -269,6 +283,8 @@ class EngineImpl : public Engine, public Services {
     };
     for (const auto& [id, sa] : sas_) {
       if (sa->outstanding) consider(sa->outstanding->next);
+      if (auto d = NextKeepalive(*sa, config_.nat_keepalive)) consider(*d);
+      if (auto d = ReassemblyDeadline(*sa, config_.reassembly_timeout)) consider(*d);
       if (sa->state == IkeState::kEstablished && sa->peer->cfg.dpd_interval.count() > 0 && !sa->outstanding)
         consider(sa->last_heard + sa->peer->cfg.dpd_interval);
       if (sa->state == IkeState::kConnecting && !sa->initiator) consider(sa->created + config_.half_open_timeout);
@@ -392,8 +408,11 @@ class EngineImpl : public Engine, public Services {
     return ex;
   }
   void Send(IkeSa& sa, const Bytes& packet) {
-    ++stats_.datagrams_out;
-    net_.Send(sa.local, sa.remote, packet);
+    sa.last_sent = now();
+    for (Bytes& d : FragmentForSend(sa, packet, config_.fragment_size)) {  // RFC 7383 when negotiated
+      ++stats_.datagrams_out;
+      net_.Send(sa.local, sa.remote, std::move(d));
+    }
   }
 
   absl::StatusOr<uint64_t> StartIke(std::shared_ptr<const PeerRuntime> peer, const std::vector<const PeerRuntime::Child*>& children) {
@@ -406,6 +425,8 @@ class EngineImpl : public Engine, public Services {
     init->tasks.push_back(NewIkeInit(true));
     init->tasks.push_back(NewIkeNatd(true));
     init->tasks.push_back(NewIkeSigHash(true));
+    init->tasks.push_back(NewIkeFrag(true, config_.fragmentation));
+    init->tasks.push_back(NewIkeCookie(true));
     sa->queue.push_back(std::move(init));
     auto auth = NewExchange(ExchangeType::kIkeAuth);
     auth->tasks.push_back(NewIkeAuth(true));
@@ -475,6 +496,7 @@ class EngineImpl : public Engine, public Services {
         ex->tasks.push_back(NewIkeInit(false));
         ex->tasks.push_back(NewIkeNatd(false));
         ex->tasks.push_back(NewIkeSigHash(false));
+        ex->tasks.push_back(NewIkeFrag(false, config_.fragmentation));
         break;
       case ExchangeType::kIkeAuth:
         ex->tasks.push_back(NewIkeAuth(false));
@@ -497,7 +519,9 @@ class EngineImpl : public Engine, public Services {
     return ex;
   }
 
-  void HandleRequest(IkeSa& sa, const Message& msg, ByteView data, const Endpoint& local, const Endpoint& remote) {
+  // `opened`: the inner payloads when the request was reassembled from fragments (already verified).
+  void HandleRequest(IkeSa& sa, const Message& msg, ByteView data, const Endpoint& local, const Endpoint& remote,
+                     const std::vector<Payload>* opened = nullptr) {
     const Header& h = msg.header;
     if (sa.cached_mid && h.message_id == *sa.cached_mid) {
       // A retransmitted request: answer with the cached response, never process twice.
@@ -515,7 +539,7 @@ class EngineImpl : public Engine, public Services {
                    (h.exchange == ExchangeType::kCreateChildSa && sa.state == IkeState::kEstablished) ||
                    (h.exchange == ExchangeType::kInformational && sa.keys);
     if (!allowed) return Drop(sa.remote, "exchange not allowed in this state");
-    auto in = sa.Open(msg, data);
+    auto in = opened ? absl::StatusOr<std::vector<Payload>>(*opened) : sa.Open(msg, data);
     if (!in.ok()) {
       spdlog::debug("request_rejected {} reason=\"{}\"", sa.log_prefix(), Msg(in.status()));
       if (h.exchange == ExchangeType::kIkeSaInit) Destroy(sa.id, "");
@@ -523,11 +547,7 @@ class EngineImpl : public Engine, public Services {
     }
     sa.last_heard = now();
     // RFC 7296 2.11: answer where the (authenticated) request came from; a NAT-T peer moves to 4500.
-    if (sa.remote != remote || sa.local != local) {
-      spdlog::info("peer_endpoint_changed {} new_remote={} new_local={}", sa.log_prefix(), remote.ToString(), local.ToString());
-      sa.remote = remote;
-      sa.local = local;
-    }
+    FollowPeer(sa, local, remote, true);
     if (h.exchange == ExchangeType::kIkeSaInit) sa.init_request.assign(data.begin(), data.end());
     auto ex = ResponderExchange(sa, h.exchange, *in);
     for (auto& t : ex->tasks) {
@@ -586,18 +606,21 @@ class EngineImpl : public Engine, public Services {
     }
   }
 
-  void HandleResponse(IkeSa& sa, const Message& msg, ByteView data) {
+  void HandleResponse(IkeSa& sa, const Message& msg, ByteView data, const Endpoint& local, const Endpoint& remote,
+                      const std::vector<Payload>* opened = nullptr) {
     const Header& h = msg.header;
     if (!sa.outstanding || h.message_id != sa.outstanding->mid || h.exchange != sa.outstanding->ex->type)
       return Drop(sa.remote, "response to no outstanding request");
     if (h.exchange == ExchangeType::kIkeSaInit && h.spi_r) sa.spi_r = h.spi_r;
-    auto in = sa.Open(msg, data);
+    auto in = opened ? absl::StatusOr<std::vector<Payload>>(*opened) : sa.Open(msg, data);
     if (!in.ok()) {
       spdlog::debug("response_rejected {} reason=\"{}\"", sa.log_prefix(), Msg(in.status()));
       return Drop(sa.remote, "response failed verification");
     }
     sa.last_heard = now();
     if (h.exchange == ExchangeType::kIkeSaInit) sa.init_response.assign(data.begin(), data.end());
+    if (h.exchange == ExchangeType::kIkeSaInit && FindNotify(*in, NotifyType::kCookie)) return RetryWithCookie(sa, *in);
+    if (h.exchange != ExchangeType::kIkeSaInit) FollowPeer(sa, local, remote, false);
     std::unique_ptr<Exchange> ex = std::move(sa.outstanding->ex);
     sa.outstanding.reset();
     ++sa.my_next_mid;
@@ -616,11 +639,14 @@ class EngineImpl : public Engine, public Services {
         again->tasks.push_back(NewIkeInit(true));
         again->tasks.push_back(NewIkeNatd(true));
         again->tasks.push_back(NewIkeSigHash(true));
+        again->tasks.push_back(NewIkeFrag(true, config_.fragmentation));
+        again->tasks.push_back(NewIkeCookie(true));
         sa.queue.push_front(std::move(again));
         return Kick(sa);
       }
       if (!st.ok()) return Fail(sa, Msg(st));
       spdlog::debug("ike_sa_init_done {} suite={}", sa.log_prefix(), sa.suite());
+      if (sa.nat_detected) SwitchToNatT(sa);
     } else if (h.exchange == ExchangeType::kIkeAuth) {
       if (!st.ok()) {
         SendDeleteOnce(sa);
@@ -651,6 +677,39 @@ class EngineImpl : public Engine, public Services {
     spdlog::warn("ike_sa_failed {} reason=\"{}\"", sa.log_prefix(), why);
     Emit(Event{EventType::kIkeFailed, sa.peer->cfg.name, sa.id, 0, why});
     Destroy(sa.id, "failed");
+  }
+
+  // ---- NAT-T keepalives, fragments, cookies (nat.cc, fragments.cc, cookies.cc) ----
+  void NatFragTick(IkeSa& sa, TimePoint t) {
+    ExpireReassembly(sa, t, config_.reassembly_timeout);
+    if (auto due = NextKeepalive(sa, config_.nat_keepalive); due && t >= *due) {
+      sa.last_sent = t;
+      ++stats_.datagrams_out;
+      spdlog::debug("nat_keepalive {}", sa.log_prefix());
+      net_.Send(sa.local, sa.remote, NatKeepalive());
+    }
+  }
+  void OnFragment(IkeSa& sa, const Message& msg, ByteView data, const Endpoint& local, const Endpoint& remote) {
+    FragmentResult r = AcceptFragment(sa, msg, data, now());
+    switch (r.kind) {
+      case FragmentResult::kDropped: return Drop(remote, r.why.c_str());
+      case FragmentResult::kStored: return;
+      case FragmentResult::kRetransmittedRequest:
+        ++stats_.retransmits_answered;
+        return Send(sa, sa.cached_response);
+      case FragmentResult::kComplete:
+        if (msg.header.is_response()) return HandleResponse(sa, msg, data, local, remote, &r.payloads);
+        return HandleRequest(sa, msg, data, local, remote, &r.payloads);
+    }
+  }
+  void RetryWithCookie(IkeSa& sa, const std::vector<Payload>& in) {
+    // RFC 7296 2.6: the same IKE_SA_INIT again (same SPIi, message ID 0), the cookie first.
+    if (!TakeCookie(sa, in)) return Fail(sa, "responder's COOKIE unusable or asked for too often");
+    std::unique_ptr<Exchange> ex = std::move(sa.outstanding->ex);
+    sa.outstanding.reset();
+    sa.spi_r = 0;
+    sa.queue.push_front(std::move(ex));
+    Kick(sa);
   }
 
   // Tells the peer we give up on an IKE_SA we could not authenticate (RFC 7296 2.21.2), without
@@ -741,6 +800,7 @@ class EngineImpl : public Engine, public Services {
   uint64_t next_id_ = 1;
   TimePoint invalid_spi_window_{};
   int invalid_spi_count_ = 0;
+  Admission admission_;
 };
 
 }  // namespace

@@ -140,6 +140,21 @@ class IkeSa {
   uint16_t ke_group = 0;
   std::vector<uint16_t> peer_sig_hashes;
   bool nat_detected = false;
+  bool nat_local = false, nat_remote = false;  // which side's address is translated (NAT-D)
+  bool frag_supported = false;                 // both sent IKEV2_FRAGMENTATION_SUPPORTED
+  Bytes cookie;                                // initiator: COOKIE to echo in IKE_SA_INIT (RFC 7296 2.6)
+  int cookie_rounds = 0;
+  TimePoint last_sent{};                       // NAT keepalives go out after nat_keepalive of silence
+  struct Reassembly {                          // RFC 7383 2.6: one message being reassembled
+    uint32_t mid = 0;
+    bool response = false;
+    uint16_t total = 0;
+    PayloadType first = PayloadType::kNone;
+    std::vector<Bytes> parts;  // decrypted chunks, index = fragment number - 1
+    size_t have = 0, bytes = 0;
+    TimePoint started{};
+  };
+  std::optional<Reassembly> reassembly;
 
   // IKE_AUTH results.
   Identity peer_id;
@@ -216,6 +231,9 @@ std::unique_ptr<Task> NewChildCreate(bool initiator, const PeerRuntime::Child* c
 std::unique_ptr<Task> NewChildDelete(bool initiator, uint64_t child_id);
 std::unique_ptr<Task> NewIkeDelete(bool initiator);
 std::unique_ptr<Task> NewInfoNotify(bool initiator);  // DPD / error notifies / empty INFORMATIONAL
+// IKE_SA_INIT: IKEV2_FRAGMENTATION_SUPPORTED (fragments.cc) and the COOKIE echo (cookies.cc).
+std::unique_ptr<Task> NewIkeFrag(bool initiator, bool enabled);
+std::unique_ptr<Task> NewIkeCookie(bool initiator);
 
 inline std::string Msg(const absl::Status& s) { return std::string(s.message()); }
 Bytes RandomBytes(size_t n);

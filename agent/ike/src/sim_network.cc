@@ -7,8 +7,23 @@ void SimNetwork::Enqueue(const Endpoint& from, const Endpoint& to, const Bytes& 
   queue_.push(InFlight{clock_.Now() + delay, seq_++, from, to, data});
 }
 
-void SimNetwork::Send(const Endpoint& local, const Endpoint& remote, Bytes datagram) {
+size_t SimNetwork::IpSize(const Endpoint& from, const Endpoint& to, size_t payload) {
+  bool marker = (from.port == 4500 || to.port == 4500) && payload != 1;  // 1 byte: NAT keepalive
+  return payload + (from.addr.is_v4() ? 20 : 40) + 8 + (marker ? 4 : 0);
+}
+
+void SimNetwork::Send(const Endpoint& in_local, const Endpoint& in_remote, Bytes datagram) {
   ++sent_;
+  Endpoint local = in_local, remote = in_remote;
+  if (mtu_ && IpSize(local, remote, datagram.size()) > mtu_) {
+    ++mtu_dropped_;
+    ++dropped_;
+    return;
+  }
+  if (nat_ && !nat_(local, remote)) {
+    ++dropped_;
+    return;
+  }
   if (tap_) tap_(local, remote, datagram);
   std::uniform_real_distribution<double> u(0, 1);
   if ((filter_ && filter_(local, remote, datagram)) || u(rng_) < imp_.drop) {

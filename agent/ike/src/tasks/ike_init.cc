@@ -166,6 +166,8 @@ class IkeNatd : public Task {
     bool dst_ok = dst && dst->data == NatHash(sa.spi_i, spi_r, sa.local);
     if (have && (!src_ok || !dst_ok)) {
       sa.nat_detected = true;
+      sa.nat_remote = !src_ok;
+      sa.nat_local = !dst_ok;
       spdlog::info("nat_detected {} remote_behind_nat={} local_behind_nat={}", sa.log_prefix(), !src_ok, !dst_ok);
     }
     return absl::OkStatus();

@@ -81,6 +81,19 @@ struct IkeConfig {
   Duration retransmit_timeout{1000};  // first retransmission; doubles each time
   int retransmit_tries = 5;           // retransmissions before the exchange fails
   Duration half_open_timeout{30000};  // responder IKE_SA that never completed IKE_AUTH
+  // NAT traversal (RFC 3948, RFC 7296 2.23): keepalive interval of the side behind a NAT; 0 = off.
+  Duration nat_keepalive{20000};
+  // IKE fragmentation (RFC 7383): offered/accepted when true; messages whose IP datagram would
+  // exceed fragment_size bytes (IP + UDP headers included, as charon's fragment_size) are split.
+  bool fragmentation = true;
+  size_t fragment_size = 1280;
+  Duration reassembly_timeout{10000};  // a message whose fragments do not all arrive in time is dropped
+  // DoS resistance (RFC 7296 2.6): above cookie_threshold half-open IKE_SAs, IKE_SA_INIT requests
+  // are answered with a stateless COOKIE; beyond the hard limits new ones are dropped.
+  size_t cookie_threshold = 50;
+  size_t half_open_max = 1000;
+  size_t half_open_per_peer = 20;   // per remote IP address
+  Duration cookie_secret_lifetime{120000};
 };
 
 const char* ToString(StartAction a);

@@ -114,6 +114,12 @@ class SkCipher {
   // `sk_body_len` bytes of body). Returns the inner chain bytes.
   absl::StatusOr<Bytes> Unprotect(ByteView datagram, size_t sk_body_len, ByteView encr_key,
                                   ByteView integ_key) const;
+  // RFC 7383 2.5: one Encrypted Fragment (SKF) datagram carrying `chunk` of the inner chain.
+  // Fragment Number/Total are covered by the integrity check (AAD). sk_fragment.cc.
+  absl::StatusOr<Bytes> ProtectFragment(Header header, PayloadType first_inner, uint16_t number, uint16_t total,
+                                        ByteView chunk, ByteView encr_key, ByteView integ_key) const;
+  // Largest inner chunk that fits a datagram of `datagram_len` bytes as one SKF message.
+  size_t MaxFragmentChunk(size_t datagram_len) const;
 
  private:
   bool aead_ = false;

@@ -42,6 +42,14 @@ class SimNetwork : public Network {
   void SetImpairment(const Impairment& i) { imp_ = i; }
   void SetFilter(Filter f) { filter_ = std::move(f); }
   void SetTap(Tap t) { tap_ = std::move(t); }
+  // A middlebox on the path: may rewrite source/destination (NAT) or return false to drop.
+  using Nat = std::function<bool(Endpoint& from, Endpoint& to)>;
+  void SetNat(Nat n) { nat_ = std::move(n); }
+  // Datagrams whose IP size (payload + IP/UDP headers, + the 4-byte non-ESP marker on port
+  // 4500) exceeds the MTU are dropped, as a path without fragmentation would. 0 = no limit.
+  void SetMtu(size_t mtu) { mtu_ = mtu; }
+  uint64_t mtu_dropped() const { return mtu_dropped_; }
+  static size_t IpSize(const Endpoint& from, const Endpoint& to, size_t payload);
 
   void Send(const Endpoint& local, const Endpoint& remote, Bytes datagram) override;
 
@@ -72,6 +80,9 @@ class SimNetwork : public Network {
   std::map<kernel::IpAddress, Engine*> engines_;
   std::priority_queue<InFlight, std::vector<InFlight>, std::greater<>> queue_;
   uint64_t seq_ = 0, sent_ = 0, dropped_ = 0;
+  Nat nat_;
+  size_t mtu_ = 0;
+  uint64_t mtu_dropped_ = 0;
 };
 
 }  // namespace ipfleet::ike
