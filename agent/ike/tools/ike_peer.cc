@@ -145,7 +145,8 @@ class UdpNetwork : public ike::Network {
     socklen_t len = ToSockaddr(remote, ss);
     int s = fd;
     if (local.port == 4500 && fd_natt >= 0) {
-      d.insert(d.begin(), 4, 0);
+      // RFC 3948: IKE gets the 4-byte non-ESP marker; a NAT-keepalive (one 0xFF octet) goes as is.
+      if (!(d.size() == 1 && d[0] == 0xff)) d.insert(d.begin(), 4, 0);
       s = fd_natt;
     }
     if (sendto(s, d.data(), d.size(), 0, reinterpret_cast<sockaddr*>(&ss), len) < 0)
