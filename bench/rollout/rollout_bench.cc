@@ -16,10 +16,12 @@
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 #include <grpcpp/grpcpp.h>
+#include <absl/synchronization/mutex.h>
 
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <random>
 #include <thread>
@@ -43,6 +45,28 @@ namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
 double Seconds(Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double>(b - a).count(); }
+// steady_clock is CLOCK_MONOTONIC, shared by parent and child: their timelines line up.
+double Mono() { return std::chrono::duration<double>(Clock::now().time_since_epoch()).count(); }
+
+double CpuSeconds() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+}
+
+double Load1() {
+  double l[1] = {0};
+  return getloadavg(l, 1) == 1 ? l[0] : -1;
+}
+
+long CurrentRssMiB() {
+  long pages = 0, resident = 0;
+  if (FILE* f = std::fopen("/proc/self/statm", "r")) {
+    if (std::fscanf(f, "%ld %ld", &pages, &resident) != 2) resident = 0;
+    std::fclose(f);
+  }
+  return resident * (::sysconf(_SC_PAGESIZE) / 1024) / 1024;
+}
 
 long PeakRssMiB() {
   rusage ru{};
@@ -105,6 +129,9 @@ struct Identity {
   std::string cert_pem;
 };
 
+int g_total_agents = 0;
+bool g_connect_only = false;
+
 class SimAgent final : public grpc::ClientBidiReactor<v1::AgentMessage, v1::ControllerMessage> {
  public:
   SimAgent(const Identity& id, const std::string& ca_pem, const std::string& target, std::atomic<int>* connected,
@@ -164,7 +191,10 @@ class SimAgent final : public grpc::ClientBidiReactor<v1::AgentMessage, v1::Cont
       }
       Enqueue(std::move(ack));
       Enqueue(std::move(health));
-      acked_->fetch_add(1);
+      int n = acked_->fetch_add(1) + 1;
+      if (n == 1 || n == g_total_agents / 2 || n == g_total_agents) {
+        std::printf("agents bundles_received=%d mono=%.3f agents_cpu_seconds=%.2f\n", n, Mono(), CpuSeconds());
+      }
     }
     StartRead(&in_);
   }
@@ -201,7 +231,10 @@ class SimAgent final : public grpc::ClientBidiReactor<v1::AgentMessage, v1::Cont
                             int go_fd) {
   char c;
   if (::read(go_fd, &c, 1) != 1) ::_exit(2);  // parent inserted the hosts
+  // Same reason as in Controller::Start: abseil's debug deadlock detector costs O(live mutexes).
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   std::atomic<int> connected{0}, acked{0};
+  g_total_agents = static_cast<int>(ids.size());
   std::vector<std::unique_ptr<SimAgent>> agents;
   for (const auto& id : ids) {
     agents.push_back(std::make_unique<SimAgent>(id, ca_pem, target, &connected, &acked));
@@ -318,9 +351,14 @@ int RunRollout(int hosts, int group, const std::string& workdir) {
   while (ctx.sessions->ConnectedCount() < static_cast<size_t>(hosts) && Seconds(t_conn, Clock::now()) < 900) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
-  std::printf("sessions connected=%zu seconds=%.1f controller_rss_mib_all_connected=%ld\n", ctx.sessions->ConnectedCount(),
-              Seconds(t_conn, Clock::now()), PeakRssMiB());
+  std::printf("sessions connected=%zu seconds=%.1f controller_rss_mib_all_connected=%ld controller_rss_mib_now=%ld load1=%.1f\n",
+              ctx.sessions->ConnectedCount(), Seconds(t_conn, Clock::now()), PeakRssMiB(), CurrentRssMiB(), Load1());
   std::fflush(stdout);
+  if (g_connect_only) {  // memory analysis of idle sessions (e.g. under heaptrack: all live memory shows as leaked)
+    ::kill(child, SIGKILL);
+    ::waitpid(child, nullptr, 0);
+    ::_exit(0);
+  }
 
   auto admin = v1::AdminService::NewStub(
       grpc::CreateChannel("unix:" + (*ctl)->admin_socket().string(), grpc::InsecureChannelCredentials()));
@@ -348,6 +386,8 @@ int RunRollout(int hosts, int group, const std::string& workdir) {
   sr.set_wave_timeout_seconds(600);
   v1::RolloutStatus r;
   auto t0 = Clock::now();
+  std::printf("rollout_start mono=%.3f\n", Mono());
+  const double cpu0 = CpuSeconds();
   gs = admin->StartRollout(call(60).get(), sr, &r);
   if (!gs.ok()) {
     std::fprintf(stderr, "rollout: %s\n", gs.error_message().c_str());
@@ -357,15 +397,27 @@ int RunRollout(int hosts, int group, const std::string& workdir) {
   double started = Seconds(t0, Clock::now());
   v1::GetRolloutRequest gr;
   gr.set_id(r.id());
+  int next_report = 1;
   for (;;) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
     v1::RolloutStatus s;
     if (!admin->GetRollout(call(60).get(), gr, &s).ok()) continue;
+    if (Seconds(t0, Clock::now()) >= next_report) {
+      int done = 0, sent = 0;
+      for (const auto& h : s.hosts()) {
+        done += h.state() == v1::HOST_ROLLOUT_STATE_DONE;
+        sent += h.state() == v1::HOST_ROLLOUT_STATE_SENT;
+      }
+      std::printf("progress t=%.1f sent=%d done=%d mono=%.3f\n", Seconds(t0, Clock::now()), sent, done, Mono());
+      ++next_report;
+    }
     if (s.state() != v1::ROLLOUT_STATE_RUNNING) {
       int done = 0;
       for (const auto& h : s.hosts()) done += h.state() == v1::HOST_ROLLOUT_STATE_DONE;
-      std::printf("rollout hosts=%d state=%d done=%d start_rpc_seconds=%.2f all_acked_seconds=%.2f controller_peak_rss_mib=%ld\n",
-                  hosts, static_cast<int>(s.state()), done, started, Seconds(t0, Clock::now()), PeakRssMiB());
+      std::printf("rollout hosts=%d state=%d done=%d start_rpc_seconds=%.2f all_acked_seconds=%.2f controller_peak_rss_mib=%ld "
+                  "controller_cpu_seconds=%.2f load1=%.1f\n",
+                  hosts, static_cast<int>(s.state()), done, started, Seconds(t0, Clock::now()), PeakRssMiB(),
+                  CpuSeconds() - cpu0, Load1());
       break;
     }
   }
@@ -393,6 +445,7 @@ int main(int argc, char** argv) {
     c->add_option("--group", group, "hosts per full-mesh group");
   }
   rollout->add_option("--workdir", workdir, "where the controller data directory goes");
+  rollout->add_flag("--connect-only", ipfleet::bench::g_connect_only, "stop once every session is up (memory analysis)");
   app.require_subcommand(1);
   CLI11_PARSE(app, argc, argv);
   spdlog::set_level(spdlog::level::warn);

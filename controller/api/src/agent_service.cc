@@ -13,6 +13,7 @@
 #include "ipfleet/controller/api/pki.h"
 #include "ipfleet/controller/api/session_registry.h"
 #include "ipfleet/controller/inventory/store.h"
+#include "session_writer.h"
 #include "status_convert.h"
 
 namespace ipfleet::controller {
@@ -26,10 +27,10 @@ class StreamSink final : public SessionSink {
  public:
   explicit StreamSink(Reactor* r) : reactor_(r) {}
 
-  bool Send(const v1::ControllerMessage& msg) override {
+  bool Send(v1::ControllerMessage msg) override {
     std::lock_guard<std::mutex> lock(mu_);
     if (!reactor_ || finished_) return false;
-    queue_.push_back(msg);
+    queue_.push_back(std::move(msg));
     if (!writing_) {
       writing_ = true;
       reactor_->StartWrite(&queue_.front());
@@ -74,8 +75,8 @@ class StreamSink final : public SessionSink {
 
 class SessionReactor final : public Reactor {
  public:
-  SessionReactor(ControllerContext& ctx, grpc::CallbackServerContext* sctx)
-      : ctx_(ctx), sink_(std::make_shared<StreamSink>(this)) {
+  SessionReactor(ControllerContext& ctx, SessionWriter& writer, grpc::CallbackServerContext* sctx)
+      : ctx_(ctx), writer_(writer), sink_(std::make_shared<StreamSink>(this)) {
     absl::StatusOr<PeerIdentity> peer = VerifyPeer(*sctx, *ctx_.pki, *ctx_.store, "host");
     if (!peer.ok()) {
       spdlog::warn("event=session_refused peer={} error=\"{}\"", sctx->peer(), std::string(peer.status().message()));
@@ -181,25 +182,41 @@ class SessionReactor final : public Reactor {
     stored.set_host(host_);
     if (stored.at_unix() == 0) stored.set_at_unix(now);
     rec.report = stored.SerializeAsString();
-    absl::Status st = ctx_.store->Transact([&](inventory::Tx& tx) -> absl::Status {
-      IPFLEET_RETURN_IF_ERROR(tx.PutHealth(rec));
-      return tx.SetHostSeen(host_, now, "");
-    });
-    if (!st.ok()) return ToGrpc(st);
-    ctx_.sessions->DispatchHealth(host_, stored);
+    writer_.Submit({[rec = std::move(rec), now](inventory::Tx& tx) -> absl::Status {
+                      IPFLEET_RETURN_IF_ERROR(tx.PutHealth(rec));
+                      return tx.SetHostSeen(rec.host, now, "");
+                    },
+                    [ctx = &ctx_, sink = sink_, host = host_, stored = std::move(stored)](const absl::Status& st) {
+                      if (!st.ok()) return CloseOnStoreError(sink, host, st);
+                      ctx->sessions->DispatchHealth(host, stored);
+                    }});
     return grpc::Status::OK;
   }
 
   grpc::Status HandleAck(const v1::BundleAck& ack) {
+    SessionWriter::Item item;
     if (ack.applied()) {
-      absl::Status st = ctx_.store->Transact(
-          [&](inventory::Tx& tx) { return tx.SetAppliedBundleVersion(host_, ack.version()); });
-      if (!st.ok()) return ToGrpc(st);
+      item.write = [host = host_, version = ack.version()](inventory::Tx& tx) {
+        return tx.SetAppliedBundleVersion(host, version);
+      };
     } else {
       spdlog::warn("event=bundle_refused host={} version={} error=\"{}\"", host_, ack.version(), ack.error());
     }
-    ctx_.sessions->DispatchAck(host_, ack);
+    // A refusal has nothing to write but still goes through the writer, so the engine sees this
+    // host's acks and health in the order the agent sent them.
+    item.done = [ctx = &ctx_, sink = sink_, host = host_, ack](const absl::Status& st) {
+      if (!st.ok()) return CloseOnStoreError(sink, host, st);
+      ctx->sessions->DispatchAck(host, ack);
+    };
+    writer_.Submit(std::move(item));
     return grpc::Status::OK;
+  }
+
+  static void CloseOnStoreError(const std::shared_ptr<StreamSink>& sink, const std::string& host,
+                                const absl::Status& st) {
+    spdlog::warn("event=session_error host={} error=\"{}\"", host, std::string(st.message()));
+    grpc::Status g = ToGrpc(st);
+    sink->Close(g.error_code(), g.error_message());
   }
 
   // A renewal failure is reported to the agent in CertificateRenewal.error; the session stays.
@@ -253,6 +270,7 @@ class SessionReactor final : public Reactor {
   }
 
   ControllerContext& ctx_;
+  SessionWriter& writer_;
   std::shared_ptr<StreamSink> sink_;
   PeerIdentity peer_;
   std::string host_;
@@ -261,6 +279,11 @@ class SessionReactor final : public Reactor {
 };
 
 }  // namespace
+
+AgentServiceImpl::AgentServiceImpl(ControllerContext& ctx)
+    : ctx_(ctx), writer_(std::make_unique<SessionWriter>(*ctx.store)) {}
+
+AgentServiceImpl::~AgentServiceImpl() = default;
 
 grpc::ServerUnaryReactor* AgentServiceImpl::Enroll(grpc::CallbackServerContext* context,
                                                    const v1::EnrollRequest* request,
@@ -282,7 +305,7 @@ grpc::ServerUnaryReactor* AgentServiceImpl::Enroll(grpc::CallbackServerContext* 
 
 grpc::ServerBidiReactor<v1::AgentMessage, v1::ControllerMessage>* AgentServiceImpl::Session(
     grpc::CallbackServerContext* context) {
-  return new SessionReactor(ctx_, context);
+  return new SessionReactor(ctx_, *writer_, context);
 }
 
 }  // namespace ipfleet::controller

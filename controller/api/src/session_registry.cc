@@ -5,7 +5,7 @@
 
 namespace ipfleet::controller {
 
-bool SessionRegistry::Push(const std::string& host, const v1::ControllerMessage& msg) {
+bool SessionRegistry::Push(const std::string& host, v1::ControllerMessage msg) {
   std::shared_ptr<SessionSink> sink;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -13,7 +13,7 @@ bool SessionRegistry::Push(const std::string& host, const v1::ControllerMessage&
     if (it == sessions_.end()) return false;
     sink = it->second.sink;
   }
-  return sink->Send(msg);
+  return sink->Send(std::move(msg));
 }
 
 bool SessionRegistry::IsConnected(const std::string& host) const {

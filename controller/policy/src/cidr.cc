@@ -30,6 +30,24 @@ bool SameBits(const std::array<uint8_t, 16>& a, const std::array<uint8_t, 16>& b
 bool Prefix::IsV6() const { return family == AF_INET6; }
 
 std::string Prefix::ToString() const {
+  if (family == AF_INET) {
+    // Hot in the compiler (several per tunnel end, 45,000 tunnels for 10,000 hosts): digits by
+    // hand instead of inet_ntop's printf. Same text as inet_ntop for IPv4.
+    std::string out;
+    out.reserve(18);
+    auto put = [&out](unsigned v) {  // 0..255 or 0..32
+      if (v >= 100) out.push_back(static_cast<char>('0' + v / 100));
+      if (v >= 10) out.push_back(static_cast<char>('0' + v / 10 % 10));
+      out.push_back(static_cast<char>('0' + v % 10));
+    };
+    for (int i = 0; i < 4; ++i) {
+      if (i) out.push_back('.');
+      put(bytes[i]);
+    }
+    out.push_back('/');
+    put(static_cast<unsigned>(length));
+    return out;
+  }
   char buf[INET6_ADDRSTRLEN] = {};
   inet_ntop(family, bytes.data(), buf, sizeof(buf));
   return absl::StrCat(buf, "/", length);

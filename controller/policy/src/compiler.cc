@@ -7,6 +7,8 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include <absl/container/flat_hash_set.h>
+
 #include <absl/strings/str_cat.h>
 #include <absl/strings/str_join.h>
 #include <google/protobuf/io/coded_stream.h>
@@ -84,6 +86,7 @@ class Compiler {
     std::vector<const Tunnel*> tunnels;
     for (const Tunnel& t : snap_.tunnels) tunnels.push_back(&t);
     std::sort(tunnels.begin(), tunnels.end(), [](const Tunnel* x, const Tunnel* y) { return x->name < y->name; });
+    used_reqids_.reserve(tunnels.size());
     for (size_t i = 0; i + 1 < tunnels.size(); ++i) {
       if (tunnels[i]->name == tunnels[i + 1]->name) {
         return absl::InvalidArgumentError(absl::StrCat("tunnel name \"", tunnels[i]->name, "\" is used twice (",
@@ -321,7 +324,7 @@ class Compiler {
   ControllerPath controller_;
   std::string controller_text_;
   std::vector<v1::BypassRule> bypass_;
-  std::unordered_set<uint32_t> used_reqids_;
+  absl::flat_hash_set<uint32_t> used_reqids_;  // open addressing: no node per tunnel
   CompileResult result_;
 };
 

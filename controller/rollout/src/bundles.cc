@@ -69,10 +69,18 @@ absl::StatusOr<std::shared_ptr<const policy::CompileResult>> BundleFactory::Comp
   } no_keys;
   IPFLEET_ASSIGN_OR_RETURN(policy::CompileResult result, policy::Compile(snap, no_keys));
   auto shared = std::make_shared<const policy::CompileResult>(std::move(result));
-  std::lock_guard lock(mu_);
-  if (cache_.size() >= 4) cache_.erase(cache_.begin());  // keep the newest generations
-  cache_[generation] = shared;
+  Insert(generation, shared);
   return shared;
+}
+
+void BundleFactory::Remember(uint64_t generation, policy::CompileResult compiled) {
+  Insert(generation, std::make_shared<const policy::CompileResult>(std::move(compiled)));
+}
+
+void BundleFactory::Insert(uint64_t generation, std::shared_ptr<const policy::CompileResult> compiled) {
+  std::lock_guard lock(mu_);
+  cache_[generation] = std::move(compiled);
+  while (cache_.size() > 2) cache_.erase(cache_.begin());  // keep the newest generations
 }
 
 absl::StatusOr<policy::CompileResult> BundleFactory::CompileRecord(const fleet::GenerationRecord& record,
@@ -83,10 +91,16 @@ absl::StatusOr<policy::CompileResult> BundleFactory::CompileRecord(const fleet::
 }
 
 absl::StatusOr<v1::SignedBundle> BundleFactory::Sign(v1::PolicyBundle bundle, uint64_t version) const {
+  return Sign(bundle, version, ctx_.pki->CaPem(), ctx_.pki->CurrentCrl());
+}
+
+absl::StatusOr<v1::SignedBundle> BundleFactory::Sign(const v1::PolicyBundle& in, uint64_t version,
+                                                     const std::string& ca_pem, const std::string& crl) const {
+  v1::PolicyBundle bundle = in;
   bundle.set_version(version);
   bundle.clear_ca_chain();
-  bundle.add_ca_chain(ctx_.pki->CaPem());
-  bundle.set_crl(ctx_.pki->CurrentCrl());
+  bundle.add_ca_chain(ca_pem);
+  bundle.set_crl(crl);
   v1::SignedBundle out;
   out.set_bundle(policy::SerializeDeterministic(bundle));
   IPFLEET_ASSIGN_OR_RETURN(ca::BundleSignature sig, signer_.Sign(out.bundle()));

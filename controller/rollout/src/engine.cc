@@ -5,6 +5,7 @@
 #include <absl/strings/str_cat.h>
 #include <absl/strings/str_join.h>
 
+#include "ipfleet/controller/api/pki.h"
 #include "ipfleet/controller/api/session_registry.h"
 #include "ipfleet/controller/inventory/store.h"
 #include "ipfleet/rollout/desired.h"
@@ -106,7 +107,9 @@ void Engine::Loop() {
     Step(&pushes);
     if (pushes.empty()) continue;
     lock.unlock();
-    for (const auto& [host, msg] : pushes) ctx_.sessions->Push(host, msg);
+    for (auto& [host, msg] : pushes) ctx_.sessions->Push(host, std::move(msg));
+    pushes.clear();
+    pushes.shrink_to_fit();
     lock.lock();
   }
 }
@@ -134,25 +137,58 @@ bool Engine::HostDone(const std::string& host, const HostRun& h) const {
   return true;
 }
 
+void Engine::MarkDirty(const std::string& name, HostRun& h) {
+  if (!h.dirty) run_->dirty.push_back(name);
+  h.dirty = true;
+}
+
+// Incremental: a pass looks only at the hosts that reported something since the last pass
+// (`touched_`), plus every host of the wave once when the wave starts or the rollout resumes. A
+// host's verdict depends on its own ack/health and on whether its peers have applied; a peer
+// applying can only make a host's condition stricter, never fulfil it, so untouched hosts need no
+// second look. With 10,000 hosts a full pass per ack had the engine thread walking every host
+// map under the engine lock thousands of times per rollout.
 void Engine::Step(std::vector<std::pair<std::string, v1::ControllerMessage>>* pushes) {
-  if (!run_ || run_->meta.state != RolloutState::kRunning) return;
+  if (!run_ || run_->meta.state != RolloutState::kRunning) {
+    touched_.clear();
+    return;
+  }
   for (;;) {
     const std::vector<std::string>& wave = run_->waves[run_->meta.current_wave];
-    bool pending = false;
-    for (const auto& h : wave) pending = pending || run_->hosts[h].state == HostRolloutState::kPending;
-    if (pending) {
-      if (absl::Status st = StartWave(pushes); !st.ok()) {
-        Finish(RolloutState::kHalted, absl::StrCat("wave ", run_->meta.current_wave + 1, " could not start: ", st.message()));
+    std::vector<std::string> check;
+    std::vector<std::string> failed;
+    if (run_->full_scan) {
+      bool pending = false;
+      for (const auto& h : wave) pending = pending || run_->hosts[h].state == HostRolloutState::kPending;
+      if (pending) {
+        if (absl::Status st = StartWave(pushes); !st.ok()) {
+          Finish(RolloutState::kHalted, absl::StrCat("wave ", run_->meta.current_wave + 1, " could not start: ", st.message()));
+        }
+        break;  // full_scan stays set: the next pass counts and checks every host of the wave
       }
-      break;
+      run_->full_scan = false;
+      run_->waiting = 0;
+      for (const auto& name : wave) {
+        HostRolloutState st = run_->hosts[name].state;
+        if (st == HostRolloutState::kSent) {
+          ++run_->waiting;
+          check.push_back(name);
+        } else if (st == HostRolloutState::kFailed) {
+          failed.push_back(name);
+        }
+      }
+    } else {
+      for (const auto& name : touched_) {
+        auto it = run_->hosts.find(name);
+        if (it != run_->hosts.end() && it->second.wave == run_->meta.current_wave &&
+            it->second.state == HostRolloutState::kSent) {
+          check.push_back(name);
+        }
+      }
     }
-    std::vector<std::string> failed, waiting;
-    for (const auto& name : wave) {
+    touched_.clear();
+    for (const auto& name : check) {
       HostRun& h = run_->hosts[name];
-      if (h.state != HostRolloutState::kSent) {
-        if (h.state == HostRolloutState::kFailed) failed.push_back(name);
-        continue;
-      }
       auto r = refused_.find(name);
       auto applied = applied_.find(name);
       bool already = applied != applied_.end() && applied->second >= h.version;
@@ -160,14 +196,14 @@ void Engine::Step(std::vector<std::pair<std::string, v1::ControllerMessage>>* pu
         h.state = HostRolloutState::kFailed;
         h.error = absl::StrCat("bundle v", h.version, " refused: ", r->second.second);
         h.updated_unix = Now();
-        h.dirty = true;
+        MarkDirty(name, h);
+        --run_->waiting;
         failed.push_back(name);
       } else if (HostDone(name, h)) {
         h.state = HostRolloutState::kDone;
         h.updated_unix = Now();
-        h.dirty = true;
-      } else {
-        waiting.push_back(name);
+        MarkDirty(name, h);
+        --run_->waiting;
       }
     }
     if (!failed.empty()) {
@@ -175,18 +211,23 @@ void Engine::Step(std::vector<std::pair<std::string, v1::ControllerMessage>>* pu
                                                  ": ", run_->hosts[failed.front()].error));
       break;
     }
-    if (waiting.empty()) {
+    if (run_->waiting == 0) {
       if (run_->meta.current_wave + 1 >= run_->waves.size()) {
         Finish(RolloutState::kSucceeded, "");
         break;
       }
       ++run_->meta.current_wave;
       run_->meta_dirty = true;
+      run_->full_scan = true;
       continue;  // start the next wave right away
     }
     uint32_t timeout = run_->meta.wave_timeout_seconds ? run_->meta.wave_timeout_seconds
                                                        : options_.default_wave_timeout_seconds;
     if (Now() >= run_->wave_started + timeout) {
+      std::vector<std::string> waiting;
+      for (const auto& name : wave) {
+        if (run_->hosts[name].state == HostRolloutState::kSent) waiting.push_back(name);
+      }
       for (const auto& name : waiting) {
         HostRun& h = run_->hosts[name];
         h.state = HostRolloutState::kTimedOut;
@@ -196,12 +237,14 @@ void Engine::Step(std::vector<std::pair<std::string, v1::ControllerMessage>>* pu
                                      ctx_.sessions->IsConnected(name) ? "" : " (not connected)")
                       : absl::StrCat("v", h.version, " applied but tunnels not reported up within ", timeout, "s");
         h.updated_unix = Now();
-        h.dirty = true;
+        MarkDirty(name, h);
       }
+      run_->waiting = 0;
       std::vector<std::string> first(waiting.begin(), waiting.begin() + std::min<size_t>(waiting.size(), 5));
       Finish(RolloutState::kHalted, absl::StrCat("wave ", run_->meta.current_wave + 1, " timed out after ", timeout,
                                                  "s: ", waiting.size(), " host(s) not done (", absl::StrJoin(first, ", "),
-                                                 waiting.size() > 5 ? ", ..." : "", "): ", run_->hosts[waiting.front()].error));
+                                                 waiting.size() > 5 ? ", ..." : "", "): ",
+                                                 waiting.empty() ? "" : run_->hosts[waiting.front()].error));
     }
     break;
   }
@@ -216,24 +259,21 @@ absl::Status Engine::StartWave(std::vector<std::pair<std::string, v1::Controller
   for (const auto& h : run_->waves[wave_no]) {
     if (run_->hosts[h].state == HostRolloutState::kPending) todo.push_back(h);
   }
-  std::map<std::string, uint64_t> versions;
+  std::vector<uint64_t> versions(todo.size());
   IPFLEET_RETURN_IF_ERROR(ctx_.store->Transact([&](inventory::Tx& tx) -> absl::Status {
-    for (const auto& h : todo) {
-      IPFLEET_ASSIGN_OR_RETURN(versions[h], tx.NextBundleVersion(h));
+    for (size_t i = 0; i < todo.size(); ++i) {
+      IPFLEET_ASSIGN_OR_RETURN(versions[i], tx.NextBundleVersion(todo[i]));
     }
     return absl::OkStatus();
   }));
   // Signed at wave start, not at rollout start: a host in a later wave keeps its current bundle
   // (also on reconnect) until its wave comes, and later waves carry the newest CRL.
   const int64_t now = Now();
+  IPFLEET_ASSIGN_OR_RETURN(std::vector<v1::SignedBundle> signed_bundles, SignAll(todo, versions));
   std::vector<inventory::BundleRecord> records;
   records.reserve(todo.size());
-  for (const auto& h : todo) {
-    IPFLEET_ASSIGN_OR_RETURN(v1::SignedBundle signed_bundle, bundles_.Sign(run_->compiled->bundles.at(h), versions[h]));
-    v1::ControllerMessage msg;
-    *msg.mutable_bundle() = std::move(signed_bundle);
-    records.push_back({h, versions[h], run_->meta.generation, now, msg.bundle().SerializeAsString()});
-    pushes->emplace_back(h, std::move(msg));
+  for (size_t i = 0; i < todo.size(); ++i) {
+    records.push_back({todo[i], versions[i], run_->meta.generation, now, signed_bundles[i].SerializeAsString()});
   }
   IPFLEET_RETURN_IF_ERROR(ctx_.store->Transact([&](inventory::Tx& tx) -> absl::Status {
     for (const auto& rec : records) {
@@ -244,11 +284,17 @@ absl::Status Engine::StartWave(std::vector<std::pair<std::string, v1::Controller
     }
     return tx.UpdateRollout(run_->meta);
   }));
-  for (const auto& rec : records) {
-    HostRun& h = run_->hosts[rec.host];
-    h.version = rec.version;
+  records.clear();
+  records.shrink_to_fit();
+  pushes->reserve(pushes->size() + todo.size());
+  for (size_t i = 0; i < todo.size(); ++i) {
+    HostRun& h = run_->hosts[todo[i]];
+    h.version = versions[i];
     h.state = HostRolloutState::kSent;
     h.updated_unix = now;
+    v1::ControllerMessage msg;
+    *msg.mutable_bundle() = std::move(signed_bundles[i]);
+    pushes->emplace_back(todo[i], std::move(msg));
   }
   run_->wave_started = now;
   run_->meta_dirty = false;
@@ -257,10 +303,46 @@ absl::Status Engine::StartWave(std::vector<std::pair<std::string, v1::Controller
   return absl::OkStatus();
 }
 
+// Signs the hosts' bundles on up to 4 threads (ECDSA signing and serialization are independent
+// per host; BundleFactory::Sign is thread-safe). The CA chain and CRL are read once per wave.
+absl::StatusOr<std::vector<v1::SignedBundle>> Engine::SignAll(const std::vector<std::string>& hosts,
+                                                              const std::vector<uint64_t>& versions) {
+  std::vector<v1::SignedBundle> out(hosts.size());
+  const std::string ca_pem = ctx_.pki->CaPem();
+  const std::string crl = ctx_.pki->CurrentCrl();
+  const policy::CompileResult& compiled = *run_->compiled;
+  size_t threads = std::clamp<size_t>(std::thread::hardware_concurrency(), 1, 4);
+  if (hosts.size() < 64) threads = 1;
+  std::vector<absl::Status> errors(threads);
+  auto work = [&](size_t t) {
+    for (size_t i = t; i < hosts.size(); i += threads) {
+      auto b = compiled.bundles.find(hosts[i]);
+      if (b == compiled.bundles.end()) {
+        errors[t] = absl::InternalError(absl::StrCat("no compiled bundle for host ", hosts[i]));
+        return;
+      }
+      absl::StatusOr<v1::SignedBundle> sb = bundles_.Sign(b->second, versions[i], ca_pem, crl);
+      if (!sb.ok()) {
+        errors[t] = sb.status();
+        return;
+      }
+      out[i] = std::move(*sb);
+    }
+  };
+  std::vector<std::thread> pool;
+  for (size_t t = 1; t < threads; ++t) pool.emplace_back(work, t);
+  work(0);
+  for (auto& th : pool) th.join();
+  for (const auto& e : errors) IPFLEET_RETURN_IF_ERROR(e);
+  return out;
+}
+
 absl::Status Engine::Persist() {
   std::vector<inventory::RolloutHost> dirty;
-  for (const auto& [name, h] : run_->hosts) {
-    if (h.dirty) dirty.push_back({name, h.wave, h.version, h.state, h.error, h.updated_unix});
+  dirty.reserve(run_->dirty.size());
+  for (const auto& name : run_->dirty) {
+    const HostRun& h = run_->hosts[name];
+    dirty.push_back({name, h.wave, h.version, h.state, h.error, h.updated_unix});
   }
   if (dirty.empty() && !run_->meta_dirty) return absl::OkStatus();
   IPFLEET_RETURN_IF_ERROR(ctx_.store->Transact([&](inventory::Tx& tx) -> absl::Status {
@@ -269,6 +351,7 @@ absl::Status Engine::Persist() {
     return absl::OkStatus();
   }));
   for (const auto& h : dirty) run_->hosts[h.host].dirty = false;
+  run_->dirty.clear();
   run_->meta_dirty = false;
   return absl::OkStatus();
 }
@@ -359,6 +442,7 @@ absl::StatusOr<inventory::Rollout> Engine::Rollback(uint64_t target) {
   // The old content becomes a new generation: every host gets it as a new, higher version.
   IPFLEET_ASSIGN_OR_RETURN(PreparedGeneration prepared, PrepareGeneration(bundles_, std::move(record), current + 1));
   IPFLEET_ASSIGN_OR_RETURN(uint64_t id, CommitGeneration(ctx_, prepared, current, absl::StrCat("rollback to ", target)));
+  bundles_.Remember(id, std::move(prepared.compiled));
   StartParams params;
   absl::StatusOr<inventory::Rollout> last = ctx_.store->LatestRollout();
   if (last.ok()) params = {last->canary_percent, last->wave_size, last->wave_timeout_seconds};
@@ -395,6 +479,7 @@ void Engine::OnHello(const std::string& host, const v1::Hello& hello) {
   {
     std::lock_guard lock(mu_);
     applied_[host] = hello.bundle_version();
+    touched_.insert(host);
     wake_ = true;
   }
   cv_.notify_all();
@@ -416,6 +501,7 @@ void Engine::OnAck(const std::string& host, const v1::BundleAck& ack) {
     } else {
       refused_[host] = {ack.version(), ack.error()};
     }
+    touched_.insert(host);
     wake_ = true;
   }
   cv_.notify_all();
@@ -430,6 +516,7 @@ void Engine::OnHealth(const std::string& host, const v1::HealthReport& report) {
     for (const auto& t : report.tunnels()) {
       if (t.up()) v.up.insert(t.tunnel());
     }
+    touched_.insert(host);
     wake_ = true;
   }
   cv_.notify_all();

@@ -174,6 +174,8 @@ class FleetModuleImpl final : public controller::FleetModule {
       return absl::OkStatus();
     };
     IPFLEET_ASSIGN_OR_RETURN(uint64_t id, CommitGeneration(ctx_, prepared, current, file_name, labels));
+    before.reset();
+    bundles_.Remember(id, std::move(prepared.compiled));
     resp->set_generation(id);
     spdlog::info("event=fleet_applied generation={} file={} changes={} affected_hosts={}", id, file_name,
                  diff.tunnels.size(), diff.affected_hosts.size());

@@ -30,20 +30,32 @@ class BundleFactory {
   // The compile result of a stored generation.
   absl::StatusOr<std::shared_ptr<const policy::CompileResult>> Compiled(uint64_t generation);
 
+  // Puts the compile result of a generation just stored (apply, rollback) into the cache, so the
+  // rollout that follows does not compile it again (10,000 hosts: ~1 s of CPU). The compiler is
+  // deterministic, so this is exactly what Compiled(generation) would produce.
+  void Remember(uint64_t generation, policy::CompileResult compiled);
+
   // Compile a record that is not stored yet (apply), with fresh randomness for new static keys.
   absl::StatusOr<policy::CompileResult> CompileRecord(const fleet::GenerationRecord& record, uint64_t generation);
 
   // `bundle` with version, CA chain and current CRL set, serialized deterministically and signed.
   absl::StatusOr<v1::SignedBundle> Sign(v1::PolicyBundle bundle, uint64_t version) const;
+  // The same with the CA chain and CRL given (read once for many hosts). Thread-safe.
+  absl::StatusOr<v1::SignedBundle> Sign(const v1::PolicyBundle& bundle, uint64_t version, const std::string& ca_pem,
+                                        const std::string& crl) const;
 
   const policy::ControllerEndpoint& controller() const { return controller_; }
 
  private:
+  void Insert(uint64_t generation, std::shared_ptr<const policy::CompileResult> compiled);
+
   controller::ControllerContext& ctx_;
   ca::BundleSigner signer_;
   policy::ControllerEndpoint controller_;
   std::mutex mu_;
-  std::map<uint64_t, std::shared_ptr<const policy::CompileResult>> cache_;  // the last few generations
+  // The newest two generations (apply diffs the current one against the new one); a compiled
+  // 10,000-host generation is ~150 MiB in memory, so no more.
+  std::map<uint64_t, std::shared_ptr<const policy::CompileResult>> cache_;
 };
 
 }  // namespace ipfleet::rollout

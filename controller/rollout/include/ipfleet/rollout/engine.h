@@ -80,6 +80,9 @@ class Engine {
     std::shared_ptr<const policy::CompileResult> compiled;
     int64_t wave_started = 0;
     bool meta_dirty = false;
+    bool full_scan = true;            // look at every host of the current wave in the next pass
+    size_t waiting = 0;               // hosts of the current wave still kSent (valid after a full scan)
+    std::vector<std::string> dirty;   // hosts with unsaved state changes
   };
   struct HealthView {
     uint64_t bundle_version = 0;
@@ -91,6 +94,9 @@ class Engine {
   void Step(std::vector<std::pair<std::string, v1::ControllerMessage>>* pushes);
   absl::Status StartWave(std::vector<std::pair<std::string, v1::ControllerMessage>>* pushes);
   bool HostDone(const std::string& host, const HostRun& h) const;
+  absl::StatusOr<std::vector<v1::SignedBundle>> SignAll(const std::vector<std::string>& hosts,
+                                                        const std::vector<uint64_t>& versions);
+  void MarkDirty(const std::string& name, HostRun& h);
   absl::Status Persist();
   void Finish(inventory::RolloutState state, const std::string& error);
   absl::StatusOr<inventory::Rollout> Begin(uint64_t generation, const StartParams& params);
@@ -109,6 +115,7 @@ class Engine {
   std::map<std::string, uint64_t> applied_;                        // acknowledged bundle version per host
   std::map<std::string, std::pair<uint64_t, std::string>> refused_;  // version, error
   std::map<std::string, HealthView> health_;
+  std::set<std::string> touched_;  // hosts that reported something since the last pass
   std::thread thread_;
 };
 
