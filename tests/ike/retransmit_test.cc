@@ -3,6 +3,7 @@
 // lost, and the responder then dropped the SA on the *next* tunnel's INITIAL_CONTACT, so the
 // initiator's retransmissions met an unknown SPI until it gave up. 200 tunnels to one responder,
 // one IKE_AUTH response dropped: every tunnel must still come up on both sides.
+#include <absl/strings/str_cat.h>
 #include <gtest/gtest.h>
 
 #include "natfrag_fixture.h"
@@ -15,14 +16,14 @@ TEST(RetransmitTest, TwoHundredTunnelsOneLostIkeAuthResponse) {
   SimNetwork net(clock, 5);
   Side a(clock, net, kA), b(clock, net, kB);
   IkeConfig ca, cb;
-  for (int i = 0; i < 200; ++i) ca.peers.push_back(Peer("b" + std::to_string(i), kA, kB));
+  for (int i = 0; i < 200; ++i) ca.peers.push_back(Peer(absl::StrCat("b", i), kA, kB));
   cb.peers = {Peer("t", kB, kA)};
   ca.retransmit_timeout = cb.retransmit_timeout = Duration{1000};
   cb.cookie_threshold = cb.half_open_max = cb.half_open_per_peer = 1000;  // measure IKE, not DoS limits
   ASSERT_TRUE(a.engine->Load(ca).ok());
   ASSERT_TRUE(b.engine->Load(cb).ok());
   std::vector<uint64_t> ids;
-  for (int i = 0; i < 200; ++i) ids.push_back(*a.engine->Initiate("b" + std::to_string(i)));
+  for (int i = 0; i < 200; ++i) ids.push_back(*a.engine->Initiate(absl::StrCat("b", i)));
   uint64_t victim = 0;
   for (const auto& s : a.engine->ListSas())
     if (s.tunnel == "b8") victim = s.spi_i;
