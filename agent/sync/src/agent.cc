@@ -1,5 +1,7 @@
 #include "ipfleet/agent/sync/agent.h"
 
+#include <malloc.h>
+
 #include <algorithm>
 
 #include <absl/strings/str_cat.h>
@@ -9,7 +11,9 @@
 
 namespace ipfleet::agent {
 namespace {
-constexpr int64_t kEscalateAfterMs = 3000;
+// A CREATE_CHILD_SA takes a few round trips at most (retransmitted every 500 ms); a peer that has
+// not answered within this time has most likely lost the IKE_SA as well.
+constexpr int64_t kEscalateAfterMs = 2000;
 }  // namespace
 
 void Agent::ConsumeForced(size_t n) {
@@ -151,6 +155,9 @@ v1::BundleAck Agent::HandleBundle(const v1::SignedBundle& sb) {
   if (absl::Status s = ApplyVerified(*state, sb.SerializeAsString(), &ack, false); !s.ok()) {
     spdlog::error("event=bundle_apply_failed version={} error=\"{}\"", state->version, std::string(s.message()));
   }
+  // Parsing, translating and diffing a large bundle leaves megabytes of freed heap that glibc
+  // keeps mapped (it only trims the top of the heap): hand it back, a bundle is rare.
+  malloc_trim(0);
   return ack;
 }
 

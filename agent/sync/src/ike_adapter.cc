@@ -14,7 +14,13 @@
 #include <absl/strings/str_join.h>
 #include <spdlog/spdlog.h>
 
+#include <openssl/bn.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
 #include "ipfleet/agent/sync/kernel_plan.h"
+#include "ipfleet/common/openssl.h"
 
 namespace ipfleet::agent {
 namespace {
@@ -70,6 +76,29 @@ SaPhase Phase(ike::ChildState s) {
     case ike::ChildState::kDeleting: return SaPhase::kDeleting;
   }
   return SaPhase::kDown;
+}
+
+// Serial numbers (hex) revoked by the CRLs in `pem` (several concatenated CRLs allowed).
+std::set<std::string> RevokedSerials(const std::string& pem) {
+  std::set<std::string> out;
+  if (pem.empty()) return out;
+  ossl::Bio bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+  if (!bio) return out;
+  while (X509_CRL* raw = PEM_read_bio_X509_CRL(bio.get(), nullptr, nullptr, nullptr)) {
+    ossl::X509Crl crl(raw);
+    STACK_OF(X509_REVOKED)* revoked = X509_CRL_get_REVOKED(crl.get());
+    for (int i = 0; revoked && i < sk_X509_REVOKED_num(revoked); ++i) {
+      BIGNUM* bn = ASN1_INTEGER_to_BN(X509_REVOKED_get0_serialNumber(sk_X509_REVOKED_value(revoked, i)), nullptr);
+      if (!bn) continue;
+      if (char* hex = BN_bn2hex(bn)) {
+        out.insert(hex);
+        OPENSSL_free(hex);
+      }
+      BN_free(bn);
+    }
+  }
+  ERR_clear_error();  // the loop ends on "no start line"
+  return out;
 }
 
 int64_t NowUnix() {
@@ -269,6 +298,7 @@ absl::Status EngineAdapter::RemoveConnection(const std::string& tunnel) {
   (void)engine_->Flush(tunnel);
   conns_.erase(tunnel);
   retire_.erase(tunnel);
+  reauth_.erase(tunnel);
   return ReloadLocked();
 }
 
@@ -338,6 +368,72 @@ void EngineAdapter::RetireOldChildrenLocked() {
   }
 }
 
+void EngineAdapter::ReauthLocked() {
+  if (reauth_.empty()) return;
+  const auto now = std::chrono::steady_clock::now();
+  const auto sas = engine_->ListSas();
+  auto find = [&](uint64_t id) -> const ike::IkeSaInfo* {
+    for (const auto& sa : sas) {
+      if (sa.id == id) return &sa;
+    }
+    return nullptr;
+  };
+  auto delete_old = [&](const Reauth& r) {
+    for (uint64_t id : r.old_ike) {
+      if (const auto* sa = find(id); sa && sa->state != ike::IkeState::kDeleting) (void)engine_->DeleteIke(id);
+    }
+  };
+  for (auto it = reauth_.begin(); it != reauth_.end();) {
+    const std::string& tunnel = it->first;
+    Reauth& r = it->second;
+    bool old_alive = false;
+    for (uint64_t id : r.old_ike) {
+      if (const auto* sa = find(id); sa && sa->state == ike::IkeState::kEstablished) old_alive = true;
+    }
+    if (!old_alive) {  // replaced or deleted by the peer meanwhile
+      it = reauth_.erase(it);
+      continue;
+    }
+    if (r.new_ike == 0) {
+      if (now < r.start_at) {
+        ++it;
+        continue;
+      }
+      auto id = engine_->Initiate(tunnel);
+      if (!id.ok()) {
+        spdlog::warn("event=reauth_failed tunnel={} error=\"{}\"", tunnel, std::string(id.status().message()));
+        delete_old(r);
+        it = reauth_.erase(it);
+        continue;
+      }
+      r.new_ike = *id;
+      spdlog::info("event=reauth_started tunnel={} ike_id={}", tunnel, r.new_ike);
+      ++it;
+      continue;
+    }
+    const auto* fresh = find(r.new_ike);
+    bool up = false;
+    if (fresh && fresh->state == ike::IkeState::kEstablished) {
+      for (const auto& c : fresh->children) up = up || c.state == ike::ChildState::kInstalled;
+    }
+    if (up) {
+      spdlog::info("event=reauth_done tunnel={} ike_id={}", tunnel, r.new_ike);
+      delete_old(r);
+      it = reauth_.erase(it);
+    } else if (!fresh || now >= r.deadline) {
+      // The peer could not authenticate under the new trust (revoked) or did not answer: the
+      // tunnel goes down rather than keep an SA authenticated under revoked credentials.
+      spdlog::warn("event=reauth_failed tunnel={} reason=\"no IKE_SA under the new trust, old one deleted\" last_error=\"{}\"",
+                   tunnel, last_error_.count(tunnel) ? last_error_[tunnel] : std::string());
+      if (fresh) (void)engine_->DeleteIke(r.new_ike);
+      delete_old(r);
+      it = reauth_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
 std::optional<IkeSaView> EngineAdapter::Query(const std::string& tunnel) {
   std::lock_guard lock(mu_);
   const int64_t now = NowUnix();
@@ -383,6 +479,29 @@ std::optional<IkeSaView> EngineAdapter::Query(const std::string& tunnel) {
 
 absl::Status EngineAdapter::SetTrust(const std::vector<std::string>& chain, const std::string& crl) {
   std::lock_guard lock(mu_);
+  // Only a newly revoked serial (or another CA) can invalidate an authenticated peer; a CRL merely
+  // re-signed with new dates must not churn every IKE_SA.
+  bool newly_revoked = false;
+  if (crl != crl_) {
+    const std::set<std::string> before = RevokedSerials(crl_);
+    for (const auto& serial : RevokedSerials(crl)) newly_revoked = newly_revoked || !before.count(serial);
+  }
+  if (newly_revoked || (!ca_chain_.empty() && chain != ca_chain_)) {
+    // The initiator re-authenticates at once; the responder waits a little for the initiator to
+    // do it, and steps in when it does not (e.g. the revoked peer is the initiator).
+    const auto now = std::chrono::steady_clock::now();
+    for (const auto& sa : engine_->ListSas()) {
+      if (sa.state != ike::IkeState::kEstablished) continue;
+      auto c = conns_.find(sa.tunnel);
+      if (c == conns_.end()) continue;
+      Reauth& r = reauth_[sa.tunnel];
+      r.old_ike.insert(sa.id);
+      r.new_ike = 0;
+      r.start_at = now + (c->second.tunnel.initiator ? std::chrono::milliseconds(0) : std::chrono::milliseconds(3000));
+      r.deadline = r.start_at + std::chrono::seconds(10);
+    }
+    if (!reauth_.empty()) spdlog::info("event=reauth_scheduled tunnels={} reason=\"trust changed (CA chain or CRL)\"", reauth_.size());
+  }
   ca_chain_ = chain;
   crl_ = crl;
   for (auto& [n, c] : conns_) {
@@ -447,6 +566,7 @@ void EngineAdapter::Loop() {
     }
     engine_->Tick();
     RetireOldChildrenLocked();
+    ReauthLocked();
   }
 }
 

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <map>
 #include <memory>
@@ -56,6 +57,7 @@ class EngineAdapter : public IkeSeam {
   void Loop();
   void OnEvent(const ike::Event& e);
   void RetireOldChildrenLocked();
+  void ReauthLocked();
 
   kernel::Xfrm& xfrm_;
   std::function<HostCredentials()> credentials_;
@@ -72,6 +74,15 @@ class EngineAdapter : public IkeSeam {
   std::set<std::string> liveness_failed_;
   // Make-before-break: children to delete once the tunnel has a newer installed child.
   std::map<std::string, std::set<uint64_t>> retire_;
+  // Re-authentication after a CRL change: the engine checks revocation only while authenticating,
+  // so each IKE_SA authenticated under the old CRL is replaced by a new one (make-before-break), and
+  // deleted anyway when the new one fails (a revoked peer cannot re-authenticate).
+  struct Reauth {
+    std::set<uint64_t> old_ike;
+    std::chrono::steady_clock::time_point start_at, deadline;
+    uint64_t new_ike = 0;  // 0: not started yet
+  };
+  std::map<std::string, Reauth> reauth_;
   int wake_fd_ = -1;
   std::atomic<bool> stop_{false};
   std::thread thread_;
