@@ -39,7 +39,10 @@ class OrderedXfrm : public kernel::FakeXfrm {
                                                  uint32_t reqid) {
     std::optional<kernel::SaState> best;
     uint64_t best_seq = 0;
-    for (auto& st : *DumpSas()) {
+    auto all = DumpSas();
+    if (!all.ok()) return best;
+    std::vector<kernel::SaState> sas = std::move(*all);
+    for (auto& st : sas) {
       const auto& p = st.params;
       if (p.src != src || p.dst != dst || p.reqid != reqid || (!p.aead && !p.crypt)) continue;
       uint64_t seq = order_.count(p.id()) ? order_[p.id()] : 0;

@@ -106,7 +106,7 @@ absl::Status AllocInboundSpi(IkeSa& sa, ChildSa& child) {
   return absl::OkStatus();
 }
 
-absl::Status InstallChild(IkeSa& sa, ChildSa& child, ByteView keymat) {
+absl::Status InstallChild(IkeSa& sa, ChildSa& child, ByteView keymat, kernel::SaParams* defer_out) {
   IPFLEET_ASSIGN_OR_RETURN(EspAlgs a, Algs(child.proposal));
   if (keymat.size() != 2 * (a.encr_len + a.integ_len)) return absl::InternalError("KEYMAT length mismatch");
   // RFC 7296 2.17: initiator->responder keys first (encryption, then integrity).
@@ -126,6 +126,7 @@ absl::Status InstallChild(IkeSa& sa, ChildSa& child, ByteView keymat) {
     p.replay_window = inbound ? 32 : 0;
     if (sa.nat_detected)  // RFC 3948: ESP in UDP on the IKE ports (4500 after the switch)
       p.encap = kernel::NatTEncap{inbound ? sa.remote.port : sa.local.port, inbound ? sa.local.port : sa.remote.port};
+    p.lifetime = KernelLifetime(child.cfg->cfg);
     if (a.aead) p.aead = kernel::AeadAlgo{a.aead->name, Bytes(e.begin(), e.end()), 128};
     if (a.crypt) p.crypt = kernel::CryptAlgo{a.crypt->name, Bytes(e.begin(), e.end())};
     if (a.auth) p.auth = kernel::AuthAlgo{a.auth->name, Bytes(au.begin(), au.end()), a.auth->trunc_bits};
@@ -138,14 +139,19 @@ absl::Status InstallChild(IkeSa& sa, ChildSa& child, ByteView keymat) {
   // The inbound SPI was allocated as a larval state: UpdateSa completes it.
   absl::Status s = child.spi_allocated ? x.UpdateSa(in) : x.AddSa(in);
   if (!s.ok()) return absl::Status(s.code(), absl::StrCat("install inbound SA: ", s.message()));
-  s = x.AddSa(out);
+  if (defer_out) {
+    *defer_out = out;  // installed later by the rekey logic (make-before-break)
+    out = kernel::SaParams{};
+  } else {
+    s = x.AddSa(out);
+  }
   if (!s.ok()) {
     (void)x.DeleteSa(in.id());
     return absl::Status(s.code(), absl::StrCat("install outbound SA: ", s.message()));
   }
   child.sas_installed = true;
   Wipe(in.aead ? in.aead->key : in.crypt->key);
-  Wipe(out.aead ? out.aead->key : out.crypt->key);
+  if (out.aead || out.crypt) Wipe(out.aead ? out.aead->key : out.crypt->key);
   for (auto& p : Policies(sa.local, sa.remote, child.mode, child.cfg->reqid, child.ts_local, child.ts_remote)) {
     absl::Status ps = x.UpdatePolicy(p);
     if (!ps.ok()) return absl::Status(ps.code(), absl::StrCat("install policy ", p.id().ToString(), ": ", ps.message()));
@@ -168,9 +174,9 @@ void UninstallChild(IkeSa& sa, ChildSa& child) {
   }
   // Trap policies stay so the kernel keeps raising ACQUIREs for this child.
   if (child.cfg->cfg.start_action != StartAction::kTrap) {
-    bool shared = false;
-    for (const auto& other : sa.children)
-      if (other.get() != &child && other->cfg == child.cfg && other->sas_installed) shared = true;
+    // Another CHILD_SA of the same config (a rekeyed successor, or a duplicate IKE_SA's child
+    // during a mesh start) still needs the policies.
+    bool shared = sa.svc.PoliciesInUse(child);
     if (!shared)
       for (const auto& id : child.policies) (void)x.DeletePolicy(id);
   }

@@ -10,6 +10,7 @@
 
 #include "internal.h"
 #include "natfrag.h"
+#include "rekey.h"
 
 namespace ipfleet::ike {
 
@@ -101,6 +102,27 @@ class EngineImpl : public Engine, public Services {
       spdlog::info("initial_contact {} dropping_ike={}", sa.log_prefix(), id);
       Destroy(id, "initial_contact");
     }
+  }
+
+  IkeSa* FindIke(uint64_t id) override { return Find(id); }
+  uint64_t NewIkeSpi() override { return NewSpi(); }
+  IkeSa& AdoptIkeSa(std::unique_ptr<IkeSa> sa) override {
+    IkeSa& ref = *sa;
+    by_spi_[sa->my_spi()] = sa->id;
+    sas_[sa->id] = std::move(sa);
+    return ref;
+  }
+  const IkeConfig& config() const override { return config_; }
+  bool PoliciesInUse(const ChildSa& except) override {
+    for (const auto& [id, o] : sas_)
+      for (const auto& c : o->children)
+        if (c.get() != &except && c->cfg->reqid == except.cfg->reqid && c->sas_installed) return true;
+    return false;
+  }
+  std::vector<IkeSa*> AllIke() override {
+    std::vector<IkeSa*> out;
+    for (auto& [id, o] : sas_) out.push_back(o.get());
+    return out;
   }
 
   // ---- Engine ----
@@ -231,7 +253,16 @@ class EngineImpl : public Engine, public Services {
         }
       spdlog::debug("acquire_ignored reqid={} (not ours)", a->templ.reqid);
     } else if (auto* e = std::get_if<kernel::ExpireEvent>(&event)) {
-      if (!e->hard) return;  // soft expiry means rekey: part 2
+      if (!e->hard) {  // soft limit reached: rekey now (rekey.h)
+        for (auto& [id, sa] : sas_)
+          for (auto& c : sa->children)
+            if (c->spi_in == e->id.spi || c->spi_out == e->id.spi) {
+              spdlog::info("child_soft_expired {} child={} spi={:08x}", sa->log_prefix(), c->id, e->id.spi);
+              if (RequestChildRekey(*sa, *c)) Kick(*sa);
+              return;
+            }
+        return;
+      }
       for (auto& [id, sa] : sas_)
         for (auto& c : sa->children)
           if (c->spi_in == e->id.spi || c->spi_out == e->id.spi) {
@@ -250,6 +281,9 @@ class EngineImpl : public Engine, public Services {
       IkeSa* sa = Find(id);
       if (!sa) continue;
       NatFragTick(*sa, t);
+      RekeyTick(*sa, t);
+      if (!sa->outstanding && !sa->queue.empty()) Kick(*sa);
+      if (!Find(id)) continue;
       if (sa->outstanding && t >= sa->outstanding->next) {
         if (sa->outstanding->tries >= config_.retransmit_tries) {
           Timeout(*sa);
@@ -285,6 +319,7 @@ class EngineImpl : public Engine, public Services {
       if (sa->outstanding) consider(sa->outstanding->next);
       if (auto d = NextKeepalive(*sa, config_.nat_keepalive)) consider(*d);
       if (auto d = ReassemblyDeadline(*sa, config_.reassembly_timeout)) consider(*d);
+      if (auto d = RekeyDeadline(*sa)) consider(*d);
       if (sa->state == IkeState::kEstablished && sa->peer->cfg.dpd_interval.count() > 0 && !sa->outstanding)
         consider(sa->last_heard + sa->peer->cfg.dpd_interval);
       if (sa->state == IkeState::kConnecting && !sa->initiator) consider(sa->created + config_.half_open_timeout);
@@ -328,6 +363,24 @@ class EngineImpl : public Engine, public Services {
         return absl::OkStatus();
       }
     return absl::NotFoundError(absl::StrCat("no CHILD_SA ", child_id));
+  }
+
+  absl::Status RekeyChild(uint64_t child_id) override {
+    for (auto& [id, sa] : sas_)
+      if (ChildSa* c = sa->FindChild(child_id)) {
+        if (!RequestChildRekey(*sa, *c)) return absl::FailedPreconditionError("CHILD_SA not installed or already rekeying");
+        Kick(*sa);
+        return absl::OkStatus();
+      }
+    return absl::NotFoundError(absl::StrCat("no CHILD_SA ", child_id));
+  }
+
+  absl::Status RekeyIke(uint64_t ike_id) override {
+    IkeSa* sa = Find(ike_id);
+    if (!sa) return absl::NotFoundError(absl::StrCat("no IKE_SA ", ike_id));
+    if (!RequestIkeRekey(*sa)) return absl::FailedPreconditionError("IKE_SA not established or already rekeying");
+    Kick(*sa);
+    return absl::OkStatus();
   }
 
   absl::StatusOr<size_t> Flush(const std::string& tunnel) override {
@@ -502,8 +555,8 @@ class EngineImpl : public Engine, public Services {
         ex->tasks.push_back(NewIkeAuth(false));
         ex->tasks.push_back(NewChildCreate(false, nullptr, true));
         break;
-      case ExchangeType::kCreateChildSa:
-        ex->tasks.push_back(NewChildCreate(false, nullptr, false));
+      case ExchangeType::kCreateChildSa:  // new CHILD_SA, CHILD_SA rekey or IKE_SA rekey
+        ex->tasks.push_back(NewCreateChildResponder(in));
         break;
       case ExchangeType::kInformational: {
         bool ike_del = false, child_del = false;
@@ -671,6 +724,10 @@ class EngineImpl : public Engine, public Services {
     spdlog::info("ike_sa_established {} role={} local_id=\"{}\" remote_id=\"{}\" suite={}", sa.log_prefix(),
                  sa.initiator ? "initiator" : "responder", sa.my_id.ToString(), sa.peer_id.ToString(), sa.suite());
     Emit(Event{EventType::kIkeEstablished, sa.peer->cfg.name, sa.id, 0, sa.suite()});
+    // Both ends started this tunnel at once (mesh start): keep one IKE_SA (rekey.h).
+    if (ResolveDuplicates(sa))
+      for (auto& [oid, o] : sas_)
+        if (o.get() != &sa && !o->outstanding && !o->queue.empty()) Kick(*o);
   }
 
   void Fail(IkeSa& sa, const std::string& why) {
@@ -742,6 +799,7 @@ class EngineImpl : public Engine, public Services {
     auto it = sas_.find(id);
     if (it == sas_.end()) return;
     IkeSa& sa = *it->second;
+    HandOverBeforeDestroy(sa);  // a rekeyed IKE_SA's children live on in its successor
     for (auto& c : sa.children) {
       bool was_installed = c->sas_installed;
       UninstallChild(sa, *c);

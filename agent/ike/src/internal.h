@@ -48,6 +48,20 @@ struct ChildSa {
   bool spi_allocated = false;
   bool sas_installed = false;
   std::vector<kernel::PolicyId> policies;
+  // Rekeying (rekey.h, RFC 7296 1.3.3 / 2.8). TimePoint::max() = never.
+  TimePoint rekey_at = TimePoint::max(), expire_at = TimePoint::max();
+  bool rekey_queued = false;      // our CREATE_CHILD_SA rekeying this child is queued or in flight
+  uint64_t replaces = 0;          // the child this one rekeyed
+  uint64_t replaced_by = 0;       // our own rekey of this child completed (we delete it)
+  uint64_t peer_replaced_by = 0;  // the peer rekeyed this child (we answered; the peer deletes it)
+  bool created_by_us = false;     // we initiated the exchange that created this child
+  bool redundant = false;         // lost a simultaneous rekey (2.8.1); its creator deletes it
+  Bytes ex_ni, ex_nr;             // nonces of the creating CREATE_CHILD_SA (collision rule)
+  std::optional<kernel::SaParams> pending_out;  // responder: outbound SA held back (make-before-break)
+  TimePoint activate_at = TimePoint::max();     // fallback for pending_out when no DELETE comes
+  TimePoint remove_at = TimePoint::max();       // retired after a rekey: inbound kept until then
+  bool armed = false;                           // rekey_at/expire_at computed from the config
+  ~ChildSa();
 };
 
 class IkeSa;
@@ -69,6 +83,14 @@ class Services {
   // The peer sent INITIAL_CONTACT: silently drop the IKE_SAs older than `sa` with the same
   // authenticated identities (ours and the peer's); younger or still-connecting ones stay.
   virtual void InitialContact(IkeSa& sa) = 0;
+  // Rekeying (rekey.h): IKE_SA registry access and kernel policy sharing across IKE_SAs.
+  virtual IkeSa* FindIke(uint64_t id) = 0;
+  virtual uint64_t NewIkeSpi() = 0;
+  virtual IkeSa& AdoptIkeSa(std::unique_ptr<IkeSa> sa) = 0;  // a rekeyed IKE_SA joins the manager
+  virtual const IkeConfig& config() const = 0;
+  // True when a child of any IKE_SA other than `except` uses the same policies (same reqid).
+  virtual bool PoliciesInUse(const ChildSa& except) = 0;
+  virtual std::vector<IkeSa*> AllIke() = 0;
 };
 
 // One exchange in flight, in either role.
@@ -156,6 +178,14 @@ class IkeSa {
   };
   std::optional<Reassembly> reassembly;
 
+  // Rekeying of the IKE_SA itself (rekey.h, RFC 7296 1.3.2 / 2.18). TimePoint::max() = never.
+  TimePoint rekey_at = TimePoint::max();
+  bool rekey_queued = false;      // our IKE rekey is queued or in flight
+  uint64_t replaced_by = 0;       // our rekey completed: the new IKE_SA (we delete this one)
+  uint64_t peer_replaced_by = 0;  // the peer's rekey completed (it deletes this one)
+  bool redundant = false;         // lost a simultaneous rekey or a duplicate start; deleted by its creator
+  bool armed = false;             // rekey_at computed from the config
+
   // IKE_AUTH results.
   Identity peer_id;
   Identity my_id;
@@ -214,10 +244,14 @@ std::string TsToString(const TrafficSelector& ts);
 // ---- Kernel (child_kernel.cc) --------------------------------------------------------------------
 absl::Status AllocInboundSpi(IkeSa& sa, ChildSa& child);
 // Installs both SAs and the policies of an established CHILD_SA. keymat = i->r encr|integ, r->i encr|integ.
-absl::Status InstallChild(IkeSa& sa, ChildSa& child, ByteView keymat);
+// With `defer_out`, the outbound SA is not installed but returned there (a rekey responder adds
+// it only once the old SA is deleted: make-before-break).
+absl::Status InstallChild(IkeSa& sa, ChildSa& child, ByteView keymat, kernel::SaParams* defer_out = nullptr);
 // Removes the SAs (and policies unless the child is a trap, whose policies must stay).
 void UninstallChild(IkeSa& sa, ChildSa& child);
 absl::StatusOr<size_t> EspKeymatLen(const Proposal& p);
+// The kernel lifetimes of a CHILD_SA's SAs (byte/packet soft+hard limits, hard time limit).
+kernel::Lifetime KernelLifetime(const ChildConfig& c);
 // Trap policies for a child config (start_action trap).
 absl::Status InstallTrap(kernel::Xfrm& xfrm, const PeerRuntime& peer, const PeerRuntime::Child& child);
 

@@ -3,11 +3,13 @@
 #include <absl/strings/str_cat.h>
 
 #include "../internal.h"
+#include "../rekey.h"
 
 namespace ipfleet::ike::internal {
 namespace {
 
 void RemoveChild(IkeSa& sa, ChildSa& c, const char* why) {
+  if (RetireChild(sa, c)) return;  // rekeyed: inbound SA kept for the grace period (rekey.h)
   spdlog::info("child_sa_deleted {} child={} name={} spi_in={:08x} spi_out={:08x} reason={}", sa.log_prefix(), c.id,
                c.cfg->cfg.name, c.spi_in, c.spi_out, why);
   UninstallChild(sa, c);

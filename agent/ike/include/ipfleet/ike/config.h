@@ -54,6 +54,16 @@ struct ChildConfig {
   std::vector<std::string> esp_proposals = {"aes128gcm16"};
   uint32_t reqid = 0;  // 0: allocated from the owned range
   StartAction start_action = StartAction::kNone;
+  // Lifetimes (rekey.h). rekey_time: CREATE_CHILD_SA rekey this long after installation, minus a
+  // random 0..rand_time so a fleet does not rekey in lockstep (0 = only on the kernel's soft
+  // EXPIRE). life_time: hard limit, the CHILD_SA is deleted (0 = rekey_time + 10%). Byte/packet
+  // limits go to the kernel as soft (rekey) and hard (+10%) limits; 0 = none. A DH group in
+  // esp_proposals means PFS: rekeys carry a KE payload.
+  Duration rekey_time{0};
+  Duration rand_time{0};
+  Duration life_time{0};
+  uint64_t rekey_bytes = 0;
+  uint64_t rekey_packets = 0;
 };
 
 struct PeerConfig {
@@ -73,6 +83,9 @@ struct PeerConfig {
   std::vector<std::string> ike_proposals = {"aes128gcm16-prfsha256-x25519"};
   Duration dpd_interval{0};  // 0: no liveness checks
   DpdAction dpd_action = DpdAction::kClear;
+  // IKE_SA rekey (RFC 7296 2.18) this long after establishment minus random 0..ike_rand_time; 0 = never.
+  Duration ike_rekey_time{0};
+  Duration ike_rand_time{0};
   std::vector<ChildConfig> children;
 };
 
@@ -94,6 +107,8 @@ struct IkeConfig {
   size_t half_open_max = 1000;
   size_t half_open_per_peer = 20;   // per remote IP address
   Duration cookie_secret_lifetime{120000};
+  // After a CHILD_SA rekey the old inbound SA stays this long for packets still in flight.
+  Duration rekey_grace{2000};
 };
 
 const char* ToString(StartAction a);

@@ -123,6 +123,9 @@ class Engine {
   virtual absl::StatusOr<uint64_t> Initiate(const std::string& tunnel) = 0;
   virtual absl::Status DeleteIke(uint64_t ike_id) = 0;    // INFORMATIONAL DELETE, then removal
   virtual absl::Status DeleteChild(uint64_t child_id) = 0;
+  // CREATE_CHILD_SA rekey now (also driven by lifetimes and the kernel's soft EXPIRE).
+  virtual absl::Status RekeyChild(uint64_t child_id) = 0;
+  virtual absl::Status RekeyIke(uint64_t ike_id) = 0;
   // Deletes every IKE_SA of the tunnel (or of all tunnels when empty); returns how many.
   virtual absl::StatusOr<size_t> Flush(const std::string& tunnel) = 0;
 
