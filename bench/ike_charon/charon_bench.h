@@ -38,9 +38,9 @@ absl::StatusOr<CharonBenchResult> RunCharonBench(const CharonBenchOptions& optio
 
 // The same measurement with our engine on both sides in the same topology: two ipfleet-ike-peer processes
 // (`binary`, a Release build for meaningful numbers), the initiator configured with `count` tunnels and
-// --initiate (all at once: our engine has no cookie threshold yet). Wall time from the initiator's
-// "listening" log line to its last "child_installed" event (log timestamps, ms); CPU from /proc as for charon
-// (the initiator's includes config loading).
+// --initiate with the same window of outstanding initiates and the same CPU pin as charon's run. Wall time
+// from the initiator's "listening" log line to its last "child_installed" event (log timestamps, ms); CPU
+// from /proc as for charon, less the start-up CPU (config, certificates) the initiator reports when listening.
 absl::StatusOr<CharonBenchResult> RunIkePeerBench(const CharonBenchOptions& options, const std::string& binary);
 
 }  // namespace ipfleet::bench

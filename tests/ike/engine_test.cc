@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "ipfleet/ike/auth.h"
 #include "ipfleet/ike/codec.h"
 #include "ipfleet/ike/engine.h"
 #include "ipfleet/ike/sim_network.h"
@@ -545,6 +546,37 @@ TEST_F(EngineTest, TamperedMessagesAreIgnored) {
   b.engine->OnDatagram(Endpoint{kB, 500}, Endpoint{kA, 500}, EncodeMessage(m));
   EXPECT_EQ(b.Established(), 1u);
   EXPECT_GE(b.engine->stats().dropped, 1u);
+}
+
+// Tunnels with identical credential inputs share one parsed Credentials; any differing input, a CRL
+// included, gets its own; a failed load is reported and not remembered.
+TEST(CredentialsCacheTest, SharesIdenticalInputsOnly) {
+  Pem ca = MakeCa("cache-ca");
+  Pem host = IssueCert(ca, "host-a", {"DNS:host-a.example"}, 2);
+  PeerConfig a;
+  a.name = "t1";
+  a.cert_pem = host.cert;
+  a.key_pem = host.key;
+  a.ca_pems = {ca.cert};
+  PeerConfig b = a;
+  b.name = "t2";
+  PeerConfig with_crl = a;
+  with_crl.crl_pems = {MakeCrl(ca, {7})};
+  PeerConfig psk = a;
+  psk.auth = AuthKind::kPsk;
+  psk.psk = "0123456789abcdef0123456789abcdef";
+  PeerConfig bad = a;
+  bad.key_pem = IssueCert(ca, "other", {}, 3).key;  // does not match the certificate
+
+  CredentialsCache cache;
+  auto ca1 = cache.Get(a), cb = cache.Get(b), cc = cache.Get(with_crl), cp = cache.Get(psk);
+  ASSERT_TRUE(ca1.ok() && cb.ok() && cc.ok() && cp.ok());
+  EXPECT_EQ(ca1->get(), cb->get());
+  EXPECT_NE(ca1->get(), cc->get());
+  EXPECT_TRUE((*cc)->crl_check);
+  EXPECT_NE(ca1->get(), cp->get());
+  EXPECT_FALSE(cache.Get(bad).ok());
+  EXPECT_FALSE(cache.Get(bad).ok());  // still refused: a failure is not cached as success
 }
 
 }  // namespace

@@ -89,6 +89,33 @@ absl::StatusOr<std::shared_ptr<Credentials>> Credentials::Load(const PeerConfig&
   return c;
 }
 
+absl::StatusOr<std::shared_ptr<Credentials>> CredentialsCache::Get(const PeerConfig& peer) {
+  // Every input Load reads, length-prefixed so that no two different sets hash the same stream.
+  ossl::MdCtx md(EVP_MD_CTX_new());
+  bool ok = md && EVP_DigestInit_ex(md.get(), EVP_sha256(), nullptr) == 1;
+  auto feed = [&](std::string_view v) {
+    uint64_t n = v.size();
+    ok = ok && EVP_DigestUpdate(md.get(), &n, sizeof n) == 1 && EVP_DigestUpdate(md.get(), v.data(), v.size()) == 1;
+  };
+  feed(peer.auth == AuthKind::kPsk ? "psk" : "pubkey");
+  feed(peer.psk);
+  feed(peer.cert_pem);
+  feed(peer.key_pem);
+  for (const auto& v : {peer.ca_pems, peer.crl_pems}) {
+    feed(std::to_string(v.size()));
+    for (const auto& pem : v) feed(pem);
+  }
+  std::string key(EVP_MAX_MD_SIZE, '\0');
+  unsigned int len = 0;
+  if (!ok || EVP_DigestFinal_ex(md.get(), reinterpret_cast<unsigned char*>(key.data()), &len) != 1)
+    return ossl::Error("EVP_Digest(sha256)");
+  key.resize(len);
+  if (auto it = by_inputs_.find(key); it != by_inputs_.end()) return it->second;
+  IPFLEET_ASSIGN_OR_RETURN(auto creds, Credentials::Load(peer));
+  by_inputs_.emplace(std::move(key), creds);
+  return creds;
+}
+
 absl::StatusOr<Bytes> AuthOctets(const Prf& prf, ByteView sk_p, ByteView msg, ByteView nonce, ByteView id_body) {
   IPFLEET_ASSIGN_OR_RETURN(Bytes maced, prf.Compute(sk_p, id_body));
   Bytes out(msg.begin(), msg.end());

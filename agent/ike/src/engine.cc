@@ -129,13 +129,14 @@ class EngineImpl : public Engine, public Services {
   absl::Status Load(const IkeConfig& config) override {
     std::vector<std::shared_ptr<const PeerRuntime>> peers;
     uint32_t next_reqid = kernel::kOwnedReqidFirst + 1;
+    CredentialsCache creds_cache;  // tunnels with the same certificate, key, CA and CRL share one copy
     for (const auto& pc : config.peers) {
       auto rt = std::make_shared<PeerRuntime>();
       rt->cfg = pc;
       auto fail = [&](const absl::Status& s) {
         return absl::Status(s.code(), absl::StrCat("tunnel ", pc.name, ": ", s.message()));
       };
-      auto creds = Credentials::Load(pc);
+      auto creds = creds_cache.Get(pc);
       if (!creds.ok()) return fail(creds.status());
       rt->creds = *creds;
       if (pc.ike_proposals.empty()) return fail(absl::InvalidArgumentError("no IKE proposals"));

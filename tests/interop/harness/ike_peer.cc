@@ -92,8 +92,9 @@ absl::StatusOr<std::unique_ptr<IkePeer>> IkePeer::Start(const IkePeerOptions& op
   p->log_ = options.dir / "ike-peer.log";
   std::filesystem::remove(p->status_);
   IPFLEET_RETURN_IF_ERROR(files::WriteAtomic(p->config_, RenderConfig(options), 0600));
-  std::vector<std::string> argv = {options.binary, "--config", p->config_.string(), "--status-file",
-                                   p->status_.string(), "--log-level", options.log_level};
+  std::vector<std::string> argv = {options.binary, "--config", p->config_.string(), "--log-level",
+                                   options.log_level};
+  if (options.write_status) argv.insert(argv.end(), {"--status-file", p->status_.string()});
   if (options.initiate) argv.push_back("--initiate");
   if (options.initiate_window > 0) {
     argv.push_back("--initiate-window");

@@ -42,6 +42,7 @@ struct IkePeerOptions {
   std::string listen;
   std::vector<IkePeerTunnel> tunnels;
   bool initiate = false;
+  bool write_status = true;               // --status-file (what Sas() reads); benchmarks turn it off
   int initiate_window = 0;                // --initiate-window (0: all tunnels at once)
   std::optional<int> cpu = std::nullopt;  // pin the peer to this CPU (taskset), as charon.h does
   int retransmit_timeout_ms = 1000;

@@ -38,6 +38,17 @@ struct Credentials {
   static absl::StatusOr<std::shared_ptr<Credentials>> Load(const PeerConfig& peer);
 };
 
+// Tunnels of one host nearly always share their certificate, key, CA and CRL: one parsed Credentials
+// (and so one verified-chain cache) per distinct set, instead of one per tunnel, saves memory and load
+// time and lets every tunnel to a peer reuse that peer's verified chain. Lives for one Engine::Load.
+class CredentialsCache {
+ public:
+  absl::StatusOr<std::shared_ptr<Credentials>> Get(const PeerConfig& peer);
+
+ private:
+  std::map<std::string, std::shared_ptr<Credentials>> by_inputs_;  // key: SHA-256 of the inputs
+};
+
 // The octets an AUTH payload signs or MACs (RFC 7296 2.15):
 //   message | peer nonce | prf(SK_p, ID')  where ID' is the ID payload body.
 absl::StatusOr<Bytes> AuthOctets(const Prf& prf, ByteView sk_p, ByteView real_message, ByteView peer_nonce,
