@@ -138,6 +138,18 @@ const NotifyPayload* FindNotify(const std::vector<Payload>& in, NotifyType t);
 // First error notify (type < 16384), if any.
 const NotifyPayload* FindErrorNotify(const std::vector<Payload>& in);
 
+// Outside IkeSa: clang decides std::optional<T>'s constructibility for a nested struct with default member
+// initializers before the enclosing class is complete, and then refuses optional::emplace().
+struct FragmentReassembly {  // RFC 7383 2.6: one message being reassembled
+  uint32_t mid = 0;
+  bool response = false;
+  uint16_t total = 0;
+  PayloadType first = PayloadType::kNone;
+  std::vector<Bytes> parts;  // decrypted chunks, index = fragment number - 1
+  size_t have = 0, bytes = 0;
+  TimePoint started{};
+};
+
 class IkeSa {
  public:
   IkeSa(Services& svc, uint64_t id, std::shared_ptr<const PeerRuntime> peer, bool initiator, Endpoint local,
@@ -167,15 +179,7 @@ class IkeSa {
   Bytes cookie;                                // initiator: COOKIE to echo in IKE_SA_INIT (RFC 7296 2.6)
   int cookie_rounds = 0;
   TimePoint last_sent{};                       // NAT keepalives go out after nat_keepalive of silence
-  struct Reassembly {                          // RFC 7383 2.6: one message being reassembled
-    uint32_t mid = 0;
-    bool response = false;
-    uint16_t total = 0;
-    PayloadType first = PayloadType::kNone;
-    std::vector<Bytes> parts;  // decrypted chunks, index = fragment number - 1
-    size_t have = 0, bytes = 0;
-    TimePoint started{};
-  };
+  using Reassembly = FragmentReassembly;
   std::optional<Reassembly> reassembly;
 
   // Rekeying of the IKE_SA itself (rekey.h, RFC 7296 1.3.2 / 2.18). TimePoint::max() = never.
