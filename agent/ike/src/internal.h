@@ -111,6 +111,27 @@ class Task {
   bool initiator_;
 };
 
+// The common request/response task: the initiator builds the request and processes the response (which can
+// only be logged, never refused), the responder processes the request and builds the response.
+class RequestResponseTask : public Task {
+ public:
+  using Task::Task;
+  absl::Status Build(IkeSa& sa, Exchange& ex, std::vector<Payload>& out) final {
+    return initiator_ ? BuildRequest(sa, ex, out) : BuildResponse(sa, ex, out);
+  }
+  absl::Status Process(IkeSa& sa, Exchange& ex, const std::vector<Payload>& in) final {
+    if (!initiator_) return ProcessRequest(sa, ex, in);
+    ProcessResponse(sa, ex, in);
+    return absl::OkStatus();
+  }
+
+ private:
+  virtual absl::Status BuildRequest(IkeSa& sa, Exchange& ex, std::vector<Payload>& out) = 0;
+  virtual void ProcessResponse(IkeSa& sa, Exchange& ex, const std::vector<Payload>& in) = 0;
+  virtual absl::Status ProcessRequest(IkeSa& sa, Exchange& ex, const std::vector<Payload>& in) = 0;
+  virtual absl::Status BuildResponse(IkeSa& sa, Exchange& ex, std::vector<Payload>& out) = 0;
+};
+
 struct Exchange {
   ExchangeType type = ExchangeType::kInformational;
   bool initiator = true;  // our role in this exchange

@@ -15,22 +15,11 @@ std::vector<std::string> TsStrings(const std::vector<TrafficSelector>& v) {
   return out;
 }
 
-class ChildCreate : public Task {
+class ChildCreate : public RequestResponseTask {
  public:
   ChildCreate(bool initiator, const PeerRuntime::Child* cfg, bool in_auth)
-      : Task(initiator), cfg_(cfg), in_auth_(in_auth) {}
+      : RequestResponseTask(initiator), cfg_(cfg), in_auth_(in_auth) {}
   const char* name() const override { return "child_create"; }
-
-  absl::Status Build(IkeSa& sa, Exchange& ex, std::vector<Payload>& out) override {
-    return initiator_ ? BuildRequest(sa, ex, out) : BuildResponse(sa, ex, out);
-  }
-  absl::Status Process(IkeSa& sa, Exchange& ex, const std::vector<Payload>& in) override {
-    if (initiator_) {
-      ProcessResponse(sa, ex, in);
-      return absl::OkStatus();
-    }
-    return ProcessRequest(sa, ex, in);
-  }
 
  private:
   ChildSa* NewChild(IkeSa& sa) {
@@ -53,7 +42,7 @@ class ChildCreate : public Task {
     child_id_ = 0;
   }
 
-  absl::Status BuildRequest(IkeSa& sa, Exchange& ex, std::vector<Payload>& out) {
+  absl::Status BuildRequest(IkeSa& sa, Exchange& ex, std::vector<Payload>& out) override {
     ChildSa* c = NewChild(sa);
     child_id_ = c->id;
     if (absl::Status s = AllocInboundSpi(sa, *c); !s.ok()) {
@@ -80,7 +69,7 @@ class ChildCreate : public Task {
     return absl::OkStatus();
   }
 
-  void ProcessResponse(IkeSa& sa, Exchange& ex, const std::vector<Payload>& in) {
+  void ProcessResponse(IkeSa& sa, Exchange& ex, const std::vector<Payload>& in) override {
     ChildSa* c = sa.FindChild(child_id_);
     if (!c) return;
     if (auto* n = FindErrorNotify(in)) return Fail(sa, absl::StrCat("peer refused CHILD_SA with ", NotifyName(n->type)));
@@ -108,7 +97,7 @@ class ChildCreate : public Task {
     if (absl::Status s = Install(sa, ex, *c, /*we_initiated=*/true); !s.ok()) Fail(sa, Msg(s));
   }
 
-  absl::Status ProcessRequest(IkeSa& sa, Exchange& ex, const std::vector<Payload>& in) {
+  absl::Status ProcessRequest(IkeSa& sa, Exchange& ex, const std::vector<Payload>& in) override {
     auto* sp = Get<SaPayload>(in, PayloadType::kSa);
     auto* tsi = Get<TsPayload>(in, PayloadType::kTsi);
     auto* tsr = Get<TsPayload>(in, PayloadType::kTsr);
@@ -170,7 +159,7 @@ class ChildCreate : public Task {
     return absl::OkStatus();
   }
 
-  absl::Status BuildResponse(IkeSa& sa, Exchange& ex, std::vector<Payload>& out) {
+  absl::Status BuildResponse(IkeSa& sa, Exchange& ex, std::vector<Payload>& out) override {
     if (refuse_) {
       out.push_back(MakeNotify(*refuse_));
       return absl::OkStatus();

@@ -29,21 +29,10 @@ absl::StatusOr<Bytes> Keymat(IkeSa& sa, const Proposal& p, ByteView shared, cons
   return swapped;
 }
 
-class ChildRekey : public Task {
+class ChildRekey : public RequestResponseTask {
  public:
-  ChildRekey(bool initiator, uint64_t old_id, uint16_t group) : Task(initiator), old_id_(old_id), group_(group) {}
+  ChildRekey(bool initiator, uint64_t old_id, uint16_t group) : RequestResponseTask(initiator), old_id_(old_id), group_(group) {}
   const char* name() const override { return "child_rekey"; }
-
-  absl::Status Build(IkeSa& sa, Exchange& ex, std::vector<Payload>& out) override {
-    return initiator_ ? BuildRequest(sa, ex, out) : BuildResponse(sa, ex, out);
-  }
-  absl::Status Process(IkeSa& sa, Exchange& ex, const std::vector<Payload>& in) override {
-    if (initiator_) {
-      ProcessResponse(sa, ex, in);
-      return absl::OkStatus();
-    }
-    return ProcessRequest(sa, ex, in);
-  }
 
  private:
   ChildSa* NewSuccessor(IkeSa& sa, const ChildSa& old, bool ours) {
@@ -71,7 +60,7 @@ class ChildRekey : public Task {
   }
 
   // ---- initiator ----
-  absl::Status BuildRequest(IkeSa& sa, Exchange& ex, std::vector<Payload>& out) {
+  absl::Status BuildRequest(IkeSa& sa, Exchange& ex, std::vector<Payload>& out) override {
     ChildSa* old = sa.FindChild(old_id_);
     if (!old || old->state != ChildState::kInstalled || old->replaced_by || old->peer_replaced_by || old->redundant) {
       if (old) old->rekey_queued = false;
@@ -108,7 +97,7 @@ class ChildRekey : public Task {
     return absl::OkStatus();
   }
 
-  void ProcessResponse(IkeSa& sa, Exchange& ex, const std::vector<Payload>& in) {
+  void ProcessResponse(IkeSa& sa, Exchange& ex, const std::vector<Payload>& in) override {
     ChildSa* old = sa.FindChild(old_id_);
     if (old) old->rekey_queued = false;
     ChildSa* c = sa.FindChild(new_id_);
@@ -215,7 +204,7 @@ class ChildRekey : public Task {
   }
 
   // ---- responder ----
-  absl::Status ProcessRequest(IkeSa& sa, Exchange& ex, const std::vector<Payload>& in) {
+  absl::Status ProcessRequest(IkeSa& sa, Exchange& ex, const std::vector<Payload>& in) override {
     const NotifyPayload* rk = FindNotify(in, NotifyType::kRekeySa);
     ChildSa* old = rk && rk->spi.size() == 4 ? sa.FindChildBySpiOut(ReadBe32(rk->spi)) : nullptr;
     if (!old || old->state != ChildState::kInstalled) {
@@ -259,7 +248,7 @@ class ChildRekey : public Task {
     return absl::OkStatus();
   }
 
-  absl::Status BuildResponse(IkeSa& sa, Exchange& ex, std::vector<Payload>& out) {
+  absl::Status BuildResponse(IkeSa& sa, Exchange& ex, std::vector<Payload>& out) override {
     if (refuse_) {
       Bytes data;
       if (*refuse_ == NotifyType::kInvalidKePayload) data = Bytes{uint8_t(group_ >> 8), uint8_t(group_)};

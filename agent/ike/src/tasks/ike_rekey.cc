@@ -79,24 +79,13 @@ void Inherit(const IkeSa& old, IkeSa& n) {
   n.established_at = n.created = n.last_heard = old.svc.now();
 }
 
-class IkeRekey : public Task {
+class IkeRekey : public RequestResponseTask {
  public:
-  IkeRekey(bool initiator, uint16_t group) : Task(initiator), group_(group) {}
+  IkeRekey(bool initiator, uint16_t group) : RequestResponseTask(initiator), group_(group) {}
   const char* name() const override { return "ike_rekey"; }
 
-  absl::Status Build(IkeSa& sa, Exchange& ex, std::vector<Payload>& out) override {
-    return initiator_ ? BuildRequest(sa, ex, out) : BuildResponse(sa, ex, out);
-  }
-  absl::Status Process(IkeSa& sa, Exchange& ex, const std::vector<Payload>& in) override {
-    if (initiator_) {
-      ProcessResponse(sa, ex, in);
-      return absl::OkStatus();
-    }
-    return ProcessRequest(sa, ex, in);
-  }
-
  private:
-  absl::Status BuildRequest(IkeSa& sa, Exchange&, std::vector<Payload>& out) {
+  absl::Status BuildRequest(IkeSa& sa, Exchange&, std::vector<Payload>& out) override {
     if (sa.state != IkeState::kEstablished || sa.replaced_by || sa.peer_replaced_by || sa.redundant) {
       sa.rekey_queued = false;
       return absl::FailedPreconditionError("IKE_SA not established or already rekeyed");
@@ -132,7 +121,7 @@ class IkeRekey : public Task {
     if (retry) sa.rekey_at = sa.svc.now() + Duration{2000 + static_cast<int64_t>(RandomBytes(1)[0]) * 12};
   }
 
-  void ProcessResponse(IkeSa& sa, Exchange&, const std::vector<Payload>& in) {
+  void ProcessResponse(IkeSa& sa, Exchange&, const std::vector<Payload>& in) override {
     sa.rekey_queued = false;
     if (!ns_) return;
     if (auto* n = FindErrorNotify(in)) {
@@ -199,7 +188,7 @@ class IkeRekey : public Task {
     del(sa);
   }
 
-  absl::Status ProcessRequest(IkeSa& sa, Exchange& ex, const std::vector<Payload>& in) {
+  absl::Status ProcessRequest(IkeSa& sa, Exchange& ex, const std::vector<Payload>& in) override {
     if (sa.state != IkeState::kEstablished || sa.replaced_by || sa.peer_replaced_by || sa.redundant) {
       refuse_ = NotifyType::kTemporaryFailure;  // 2.25: already rekeyed or being deleted
       return absl::OkStatus();
@@ -231,7 +220,7 @@ class IkeRekey : public Task {
     return absl::OkStatus();
   }
 
-  absl::Status BuildResponse(IkeSa& sa, Exchange& ex, std::vector<Payload>& out) {
+  absl::Status BuildResponse(IkeSa& sa, Exchange& ex, std::vector<Payload>& out) override {
     if (refuse_) {
       Bytes data;
       if (*refuse_ == NotifyType::kInvalidKePayload) data = Bytes{uint8_t(group_ >> 8), uint8_t(group_)};
