@@ -1,8 +1,8 @@
 // The adapter over the real IKE engine (label inproc): two EngineAdapters in one process, each with
 // its own fake kernel, negotiate over UDP on loopback (127.0.0.1 <-> 127.0.0.2, port 500, so root
 // is needed; skipped otherwise) with certificates from the fleet CA: the tunnel comes up with
-// matching SPIs on both ends, a CHILD_SA flush is renegotiated with new SPIs, and removing the
-// connection deletes the SAs on the peer too.
+// matching SPIs on both ends, a CHILD_SA flush and a rekey each give new SPIs on the same IKE_SA,
+// and removing the connection deletes the SAs on the peer too.
 #include <unistd.h>
 
 #include <chrono>
@@ -97,14 +97,42 @@ TEST(EngineInprocTest, TwoAdaptersNegotiateFlushAndDelete) {
   EXPECT_EQ(ca1.spi_in, cb1.spi_out);
   EXPECT_EQ(a.Query("a--b")->remote_identity.empty(), false);
 
-  // flush-sa: delete the CHILD_SA (the peer is told) and renegotiate.
+  const uint64_t ike_spi_i = a.Query("a--b")->spi_i, ike_spi_r = a.Query("a--b")->spi_r;
+  // The IKE_SA the tunnel runs on (initiator's and responder's SPI seen from both ends).
+  auto same_ike_sa = [&] {
+    auto x = a.Query("a--b");
+    auto y = b.Query("a--b");
+    return x && y && x->spi_i == ike_spi_i && x->spi_r == ike_spi_r && y->spi_i == ike_spi_i && y->spi_r == ike_spi_r;
+  };
+  // A new CHILD_SA pair on both ends, none of whose SPIs existed before.
+  auto new_pair = [&](const ChildSaView& old_a, const ChildSaView& old_b) {
+    return WaitFor([&] {
+      auto x = Installed(a);
+      auto y = Installed(b);
+      return x && y && x->spi_in != old_a.spi_in && y->spi_in != old_b.spi_in && x->spi_out == y->spi_in &&
+             x->spi_in == y->spi_out;
+    });
+  };
+
+  // flush-sa: delete the CHILD_SA (the peer is told) and renegotiate it on the same IKE_SA
+  // (CREATE_CHILD_SA, no new IKE_SA_INIT/IKE_AUTH).
   ASSERT_TRUE(a.DeleteChildSas("a--b", 0).ok());
   ASSERT_TRUE(a.Initiate("a--b").ok());
-  ASSERT_TRUE(WaitFor([&] {
-    auto x = Installed(a);
-    auto y = Installed(b);
-    return x && y && x->spi_in != ca1.spi_in && y->spi_in != cb1.spi_in && x->spi_out == y->spi_in;
-  })) << "no new CHILD_SA pair after the flush";
+  ASSERT_TRUE(new_pair(ca1, cb1)) << "no new CHILD_SA pair after the flush";
+  EXPECT_TRUE(same_ike_sa()) << "flush-sa replaced the IKE_SA instead of renegotiating the CHILD_SA on it";
+  EXPECT_TRUE(WaitFor([&] { return a.Query("a--b")->children.size() == 1 && b.Query("a--b")->children.size() == 1; }))
+      << "the flushed CHILD_SA is still listed";
+
+  // rekey: CREATE_CHILD_SA with REKEY_SA on the same IKE_SA; the old pair retires.
+  auto ca2 = *Installed(a);
+  auto cb2 = *Installed(b);
+  ASSERT_TRUE(a.Rekey("a--b").ok());
+  ASSERT_TRUE(new_pair(ca2, cb2)) << "no new CHILD_SA pair after the rekey";
+  EXPECT_TRUE(same_ike_sa()) << "rekey replaced the IKE_SA";
+  EXPECT_TRUE(WaitFor([&] {
+    auto x = a.Query("a--b");
+    return x && x->children.size() == 1 && x->children[0].spi_in != ca2.spi_in;
+  })) << "the rekeyed CHILD_SA was not retired";
 
   // Removing the connection deletes the IKE_SA on both ends.
   ASSERT_TRUE(a.RemoveConnection("a--b").ok());

@@ -492,6 +492,69 @@ TEST_F(EngineTest, AcquireStartsNegotiationForTrapPolicy) {
   EXPECT_EQ(a.xfrm.sa_count(), 0u);
 }
 
+// flush-sa / CHILD_SA repair: the deleted child is renegotiated on the same IKE_SA with one
+// CREATE_CHILD_SA (the DELETE and the CREATE_CHILD_SA exchanges: 4 datagrams, no IKE_SA_INIT).
+TEST_F(EngineTest, InitiateChildrenRenegotiatesOnTheSameIkeSa) {
+  PeerConfig pa = Peer("t", kA, kB, P().a), pb = Peer("t", kB, kA, P().b);
+  Load(pa, pb);
+  ASSERT_TRUE(a.engine->Initiate("t").ok());
+  ASSERT_TRUE(BothUp());
+  const auto before = a.engine->ListSas().at(0);
+  size_t datagrams = 0, ike_sa_init = 0;
+  net.SetTap([&](const Endpoint&, const Endpoint&, const Bytes& d) {
+    ++datagrams;
+    if (auto m = DecodeMessage(d); m.ok() && m->header.exchange == ExchangeType::kIkeSaInit) ++ike_sa_init;
+  });
+  ASSERT_TRUE(a.engine->DeleteChild(before.children.at(0).id).ok());
+  ASSERT_TRUE(a.engine->InitiateChildren("t").ok());
+  ASSERT_TRUE(a.engine->InitiateChildren("t").ok());  // idempotent: the child is already queued
+  ASSERT_TRUE(net.RunUntil(
+      [&] {
+        auto sas = a.engine->ListSas();
+        return sas.size() == 1 && sas[0].children.size() == 1 && sas[0].children[0].state == ChildState::kInstalled &&
+               sas[0].children[0].spi_in != before.children[0].spi_in && b.InstalledChildren() == 1;
+      },
+      Duration{10000}));
+  const auto after = a.engine->ListSas().at(0);
+  EXPECT_EQ(after.spi_i, before.spi_i);
+  EXPECT_EQ(after.spi_r, before.spi_r);
+  EXPECT_EQ(ike_sa_init, 0u);
+  EXPECT_EQ(datagrams, 4u);
+  ExpectKernelAgreement(1);
+  // Without an IKE_SA it starts one.
+  ASSERT_TRUE(a.engine->Flush("t").ok());
+  ASSERT_TRUE(net.RunUntil([&] { return a.engine->ListSas().empty() && b.engine->ListSas().empty(); }, Duration{5000}));
+  ASSERT_TRUE(a.engine->InitiateChildren("t").ok());
+  ASSERT_TRUE(BothUp());
+  EXPECT_GT(ike_sa_init, 0u);
+  EXPECT_TRUE(absl::IsNotFound(a.engine->InitiateChildren("nope")));
+}
+
+// Fail-closed: a trapped tunnel's policies outlive its CHILD_SAs (no clear-text gap while one is
+// renegotiated) and go with the tunnel when a new config no longer has it.
+TEST_F(EngineTest, TrapPoliciesOutliveChildrenAndGoWithTheTunnel) {
+  PeerConfig pa = Peer("t", kA, kB, P().a), pb = Peer("t", kB, kA, P().b);
+  pa.children[0].start_action = StartAction::kTrap;
+  Load(pa, pb);
+  ASSERT_TRUE(a.engine->Initiate("t").ok());
+  ASSERT_TRUE(BothUp());
+  EXPECT_EQ(a.xfrm.policy_count(), 3u);
+  ASSERT_TRUE(a.engine->DeleteChild(a.engine->ListSas().at(0).children.at(0).id).ok());
+  ASSERT_TRUE(net.RunUntil([&] { return a.InstalledChildren() == 0 && a.xfrm.sa_count() == 0; }, Duration{5000}));
+  EXPECT_EQ(a.xfrm.policy_count(), 3u) << "the trap policies went with the CHILD_SA";
+  EXPECT_EQ(b.xfrm.policy_count(), 0u) << "an untrapped tunnel keeps no policies without a CHILD_SA";
+  // A config without the tunnel removes its traps once no CHILD_SA uses them.
+  ASSERT_TRUE(a.engine->InitiateChildren("t").ok());
+  ASSERT_TRUE(BothUp());
+  ASSERT_TRUE(a.engine->Flush("t").ok());
+  IkeConfig empty;
+  ASSERT_TRUE(a.engine->Load(empty).ok());
+  EXPECT_EQ(a.xfrm.policy_count(), 3u) << "policies of a CHILD_SA still being deleted were removed early";
+  ASSERT_TRUE(net.RunUntil([&] { return a.engine->ListSas().empty(); }, Duration{5000}));
+  EXPECT_EQ(a.xfrm.policy_count(), 0u);
+  EXPECT_EQ(a.xfrm.sa_count(), 0u);
+}
+
 TEST_F(EngineTest, StartActionStartInitiatesAtLoad) {
   PeerConfig pa = Peer("t", kA, kB, P().a), pb = Peer("t", kB, kA, P().b);
   pa.children[0].start_action = StartAction::kStart;

@@ -172,28 +172,22 @@ void UninstallChild(IkeSa& sa, ChildSa& child) {
     if (auto s = x.DeleteSa(out); !s.ok() && !absl::IsNotFound(s))
       spdlog::warn("child_uninstall_failed {} child={} sa=out reason=\"{}\"", sa.log_prefix(), child.id, std::string(s.message()));
   }
-  // Trap policies stay so the kernel keeps raising ACQUIREs for this child.
-  if (child.cfg->cfg.start_action != StartAction::kTrap) {
-    // Another CHILD_SA of the same config (a rekeyed successor, or a duplicate IKE_SA's child
-    // during a mesh start) still needs the policies.
-    bool shared = sa.svc.PoliciesInUse(child);
-    if (!shared)
-      for (const auto& id : child.policies) (void)x.DeletePolicy(id);
-  }
+  // Another CHILD_SA of the same config (a rekeyed successor, or a duplicate IKE_SA's child
+  // during a mesh start) still needs the policies; trap policies stay so that the traffic is
+  // dropped, not sent in the clear, and the kernel keeps raising ACQUIREs for this child.
+  if (!sa.svc.PoliciesInUse(child))
+    for (const auto& id : child.policies)
+      if (!sa.svc.Trapped(id)) (void)x.DeletePolicy(id);
   child.sas_installed = false;
   child.spi_allocated = false;
   child.policies.clear();
 }
 
-absl::Status InstallTrap(kernel::Xfrm& xfrm, const PeerRuntime& peer, const PeerRuntime::Child& child) {
+std::vector<kernel::PolicyParams> TrapPolicies(const PeerRuntime& peer, const PeerRuntime::Child& child) {
   Endpoint local{peer.cfg.local_addr, peer.cfg.local_port}, remote{peer.cfg.remote_addr, peer.cfg.remote_port};
   auto l = ConfiguredTs(child.cfg.local_ts, local.addr);
   auto r = ConfiguredTs(child.cfg.remote_ts, remote.addr);
-  for (auto& p : Policies(local, remote, child.cfg.mode, child.reqid, l, r)) {
-    absl::Status s = xfrm.UpdatePolicy(p);
-    if (!s.ok()) return absl::Status(s.code(), absl::StrCat("trap policy ", p.id().ToString(), ": ", s.message()));
-  }
-  return absl::OkStatus();
+  return Policies(local, remote, child.cfg.mode, child.reqid, l, r);
 }
 
 }  // namespace ipfleet::ike::internal

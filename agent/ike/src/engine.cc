@@ -6,6 +6,7 @@
 
 #include <functional>
 #include <map>
+#include <set>
 #include <string_view>
 
 #include "internal.h"
@@ -119,6 +120,7 @@ class EngineImpl : public Engine, public Services {
         if (c.get() != &except && c->cfg->reqid == except.cfg->reqid && c->sas_installed) return true;
     return false;
   }
+  bool Trapped(const kernel::PolicyId& id) const override { return traps_.count(id) > 0; }
   std::vector<IkeSa*> AllIke() override {
     std::vector<IkeSa*> out;
     for (auto& [id, o] : sas_) out.push_back(o.get());
@@ -174,16 +176,11 @@ class EngineImpl : public Engine, public Services {
     }
     peers_ = std::move(peers);
     config_ = config;
+    if (absl::Status s = RefreshTraps(); !s.ok()) return s;
     for (const auto& p : peers_) {
       bool start = false;
-      for (const auto& ch : p->children) {
-        if (ch.cfg.start_action == StartAction::kTrap) {
-          if (absl::Status s = InstallTrap(xfrm_, *p, ch); !s.ok())
-            return absl::Status(s.code(), absl::StrCat("tunnel ", p->cfg.name, ": ", s.message()));
-          spdlog::info("trap_installed tunnel={} child={} reqid={}", p->cfg.name, ch.cfg.name, ch.reqid);
-        }
+      for (const auto& ch : p->children)
         if (ch.cfg.start_action == StartAction::kStart) start = true;
-      }
       if (start) {
         auto r = Initiate(p->cfg.name);
         if (!r.ok()) return r.status();
@@ -336,6 +333,20 @@ class EngineImpl : public Engine, public Services {
     return StartIke(peer, children);
   }
 
+  absl::Status InitiateChildren(const std::string& tunnel) override {
+    auto peer = FindPeer(tunnel);
+    if (!peer) return absl::NotFoundError(absl::StrCat("no tunnel named '", tunnel, "'"));
+    for (auto& [id, sa] : sas_) {
+      if (sa->peer->cfg.name != tunnel || sa->state == IkeState::kDeleting) continue;
+      // Children of an IKE_SA still connecting follow its IKE_AUTH; an established one gets a
+      // CREATE_CHILD_SA per child config of its own (the config it was authenticated with).
+      if (sa->state == IkeState::kEstablished)
+        for (const auto& ch : sa->peer->children) QueueChildIfMissing(*sa, &ch);
+      return absl::OkStatus();
+    }
+    return Initiate(tunnel).status();
+  }
+
   absl::Status DeleteIke(uint64_t ike_id) override {
     IkeSa* sa = Find(ike_id);
     if (!sa) return absl::NotFoundError(absl::StrCat("no IKE_SA ", ike_id));
@@ -357,6 +368,9 @@ class EngineImpl : public Engine, public Services {
     for (auto& [id, sa] : sas_)
       if (ChildSa* c = sa->FindChild(child_id)) {
         if (c->state != ChildState::kInstalled) return absl::FailedPreconditionError("CHILD_SA not installed");
+        // Deleting from now on, though the exchange may wait in the queue: a renegotiation queued
+        // right after must not take this child for a live one.
+        c->state = ChildState::kDeleting;
         auto ex = NewExchange(ExchangeType::kInformational);
         ex->tasks.push_back(NewChildDelete(true, child_id));
         sa->queue.push_back(std::move(ex));
@@ -500,19 +514,63 @@ class EngineImpl : public Engine, public Services {
     return id;
   }
 
+  // Installs the trap policies of the current config, then removes those of the previous one that
+  // it no longer has (a removed tunnel must not keep dropping its traffic), unless a CHILD_SA
+  // still uses them (its removal deletes them).
+  // Policies already installed with the same parameters are not sent again: the agent reloads the
+  // whole config for every tunnel it adds.
+  absl::Status RefreshTraps() {
+    std::map<kernel::PolicyId, kernel::PolicyParams> wanted;
+    for (const auto& p : peers_)
+      for (const auto& ch : p->children) {
+        if (ch.cfg.start_action != StartAction::kTrap) continue;
+        size_t sent = 0;
+        for (auto& pol : TrapPolicies(*p, ch)) {
+          const kernel::PolicyId id = pol.id();
+          if (auto it = traps_.find(id); it == traps_.end() || !(it->second == pol)) {
+            if (absl::Status s = xfrm_.UpdatePolicy(pol); !s.ok())
+              return absl::Status(s.code(), absl::StrCat("tunnel ", p->cfg.name, ": trap policy ", id.ToString(), ": ", s.message()));
+            ++sent;
+          }
+          wanted.emplace(id, std::move(pol));
+        }
+        if (sent) spdlog::info("trap_installed tunnel={} child={} reqid={}", p->cfg.name, ch.cfg.name, ch.reqid);
+      }
+    std::set<kernel::PolicyId> in_use;
+    for (const auto& [id, sa] : sas_)
+      for (const auto& c : sa->children)
+        if (c->sas_installed) in_use.insert(c->policies.begin(), c->policies.end());
+    for (const auto& [id, pol] : traps_)
+      if (!wanted.count(id) && !in_use.count(id)) (void)xfrm_.DeletePolicy(id);
+    traps_ = std::move(wanted);
+    return absl::OkStatus();
+  }
+
   void InitiateChild(std::shared_ptr<const PeerRuntime> peer, const PeerRuntime::Child* ch) {
     for (auto& [id, sa] : sas_) {
       if (sa->peer->cfg.name != peer->cfg.name || sa->state == IkeState::kDeleting) continue;
-      for (const auto& c : sa->children)
-        if (c->cfg == ch) return;  // already there or being negotiated
       if (sa->state == IkeState::kConnecting) return;  // children follow once established
-      auto cc = NewExchange(ExchangeType::kCreateChildSa);
-      cc->tasks.push_back(NewChildCreate(true, ch, false));
-      sa->queue.push_back(std::move(cc));
-      Kick(*sa);
+      // The SA's own copy of the child config: it may predate a reload, and a child's config
+      // must be owned by its IKE_SA's peer.
+      if (const auto* own = sa->peer->FindChild(ch->cfg.name)) QueueChildIfMissing(*sa, own);
       return;
     }
     (void)StartIke(peer, {ch});
+  }
+
+  // Queues a CREATE_CHILD_SA for `ch` on `sa` unless a child of that config is installed or
+  // being negotiated there (one being deleted does not count).
+  void QueueChildIfMissing(IkeSa& sa, const PeerRuntime::Child* ch) {
+    for (const auto& c : sa.children)
+      if (c->cfg->cfg.name == ch->cfg.name && c->state != ChildState::kDeleting) return;
+    for (const auto& ex : sa.queue)
+      for (const auto& t : ex->tasks)
+        if (t->CreatesChild(ch->cfg.name)) return;
+    auto cc = NewExchange(ExchangeType::kCreateChildSa);
+    cc->tasks.push_back(NewChildCreate(true, ch, false));
+    sa.queue.push_back(std::move(cc));
+    spdlog::info("child_initiate {} child={}", sa.log_prefix(), ch->cfg.name);
+    Kick(sa);
   }
 
   // Sends the next queued request when the window is free.
@@ -851,6 +909,7 @@ class EngineImpl : public Engine, public Services {
   kernel::Xfrm& xfrm_;
   IkeConfig config_;
   std::vector<std::shared_ptr<const PeerRuntime>> peers_;
+  std::map<kernel::PolicyId, kernel::PolicyParams> traps_;  // trap policies of the current config
   std::map<uint64_t, std::unique_ptr<IkeSa>> sas_;
   std::map<uint64_t, uint64_t> by_spi_;  // our SPI -> IKE_SA id
   std::map<std::pair<uint64_t, Endpoint>, uint64_t> half_open_;

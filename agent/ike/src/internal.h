@@ -90,6 +90,8 @@ class Services {
   virtual const IkeConfig& config() const = 0;
   // True when a child of any IKE_SA other than `except` uses the same policies (same reqid).
   virtual bool PoliciesInUse(const ChildSa& except) = 0;
+  // True when the current config keeps this policy as a trap (it outlives every CHILD_SA).
+  virtual bool Trapped(const kernel::PolicyId& id) const = 0;
   virtual std::vector<IkeSa*> AllIke() = 0;
 };
 
@@ -106,6 +108,9 @@ class Task {
   virtual absl::Status Build(IkeSa& sa, Exchange& ex, std::vector<Payload>& out) = 0;
   virtual absl::Status Process(IkeSa& sa, Exchange& ex, const std::vector<Payload>& in) = 0;
   bool initiator() const { return initiator_; }
+  // True for an initiator task that will create a CHILD_SA of this config (lets a queue be
+  // checked before another one is added for the same child).
+  virtual bool CreatesChild(const std::string& /*child_name*/) const { return false; }
 
  protected:
   bool initiator_;
@@ -272,13 +277,15 @@ absl::Status AllocInboundSpi(IkeSa& sa, ChildSa& child);
 // With `defer_out`, the outbound SA is not installed but returned there (a rekey responder adds
 // it only once the old SA is deleted: make-before-break).
 absl::Status InstallChild(IkeSa& sa, ChildSa& child, ByteView keymat, kernel::SaParams* defer_out = nullptr);
-// Removes the SAs (and policies unless the child is a trap, whose policies must stay).
+// Removes the SAs, and the policies unless the current config traps them (fail-closed) or
+// another CHILD_SA still uses them.
 void UninstallChild(IkeSa& sa, ChildSa& child);
 absl::StatusOr<size_t> EspKeymatLen(const Proposal& p);
 // The kernel lifetimes of a CHILD_SA's SAs (byte/packet soft+hard limits, hard time limit).
 kernel::Lifetime KernelLifetime(const ChildConfig& c);
-// Trap policies for a child config (start_action trap).
-absl::Status InstallTrap(kernel::Xfrm& xfrm, const PeerRuntime& peer, const PeerRuntime::Child& child);
+// Trap policies for a child config (start_action trap): the policies a CHILD_SA of it would
+// install, present without any SA so the kernel drops the traffic and raises ACQUIRE.
+std::vector<kernel::PolicyParams> TrapPolicies(const PeerRuntime& peer, const PeerRuntime::Child& child);
 
 // ---- Task factories (tasks/*.cc) ------------------------------------------------------------------
 std::unique_ptr<Task> NewIkeInit(bool initiator);

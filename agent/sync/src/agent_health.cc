@@ -181,7 +181,8 @@ void Agent::CheckUnknownSas(int64_t now, bool* changed) {
   std::map<uint32_t, kernel::SaId> ids;
   std::map<uint32_t, uint32_t> reqids;
   for (const auto& s : *dump) {
-    if (!kernel::IsOwned(s.params)) continue;
+    // SPI 0: the kernel's own larval state for an ACQUIRE on a trap policy, which it expires itself.
+    if (!kernel::IsOwned(s.params) || s.params.spi == 0) continue;
     owned.insert(s.params.spi);
     ids[s.params.spi] = s.params.id();
     reqids[s.params.spi] = s.params.reqid;

@@ -191,8 +191,11 @@ absl::StatusOr<ike::PeerConfig> ToPeerConfig(const TunnelConfig& t, const Connec
   esp.insert(esp.end(), t.proposal.esp_integrity.begin(), t.proposal.esp_integrity.end());
   if (!esp.empty()) c.esp_proposals = {absl::StrJoin(esp, "-")};
   c.reqid = OwnedReqid(t);
-  // Start is driven by the agent (initiator only); trap stays with the engine (kernel ACQUIRE).
-  c.start_action = t.start == StartKind::kTrap ? ike::StartAction::kTrap : ike::StartAction::kNone;
+  // Start is driven by the agent (initiator only). The engine traps the traffic of every tunnel
+  // that starts or traps: its policies stay while no CHILD_SA is installed (flush, repair, a lost
+  // peer), so that traffic is dropped instead of leaving in the clear, and either end's traffic
+  // brings the CHILD_SA back through the kernel's ACQUIRE.
+  c.start_action = t.start != StartKind::kNone ? ike::StartAction::kTrap : ike::StartAction::kNone;
   p.children.push_back(std::move(c));
   return p;
 }
@@ -305,8 +308,8 @@ absl::Status EngineAdapter::RemoveConnection(const std::string& tunnel) {
 absl::Status EngineAdapter::Initiate(const std::string& tunnel) {
   std::lock_guard lock(mu_);
   liveness_failed_.erase(tunnel);
-  auto id = engine_->Initiate(tunnel);
-  return id.ok() ? absl::OkStatus() : id.status();
+  // The seam's contract: a working IKE_SA is kept and only the missing CHILD_SAs negotiated.
+  return engine_->InitiateChildren(tunnel);
 }
 
 absl::Status EngineAdapter::DeleteChildSas(const std::string& tunnel, uint32_t spi_in) {
@@ -328,15 +331,20 @@ absl::Status EngineAdapter::DeleteIkeSa(const std::string& tunnel) {
 }
 
 absl::Status EngineAdapter::Rekey(const std::string& tunnel) {
-  // Rekeying proper is the engine's part 2; until then: a new CHILD_SA first, the old one
-  // deleted once the new one is installed (make-before-break).
+  // CREATE_CHILD_SA with REKEY_SA for every installed CHILD_SA (make-before-break inside the
+  // engine); a tunnel with none gets its CHILD_SAs negotiated instead.
   std::lock_guard lock(mu_);
+  size_t rekeyed = 0;
   for (const auto& sa : engine_->ListSas()) {
-    if (sa.tunnel != tunnel) continue;
-    for (const auto& c : sa.children) retire_[tunnel].insert(c.id);
+    if (sa.tunnel != tunnel || sa.state != ike::IkeState::kEstablished) continue;
+    for (const auto& c : sa.children) {
+      if (c.state != ike::ChildState::kInstalled) continue;
+      // FailedPrecondition: a rekey of this child is already under way, which is what we want.
+      if (absl::Status s = engine_->RekeyChild(c.id); !s.ok() && !absl::IsFailedPrecondition(s)) return s;
+      ++rekeyed;
+    }
   }
-  auto id = engine_->Initiate(tunnel);
-  return id.ok() ? absl::OkStatus() : id.status();
+  return rekeyed ? absl::OkStatus() : engine_->InitiateChildren(tunnel);
 }
 
 void EngineAdapter::RetireOldChildrenLocked() {

@@ -20,6 +20,9 @@ class ChildCreate : public RequestResponseTask {
   ChildCreate(bool initiator, const PeerRuntime::Child* cfg, bool in_auth)
       : RequestResponseTask(initiator), cfg_(cfg), in_auth_(in_auth) {}
   const char* name() const override { return "child_create"; }
+  bool CreatesChild(const std::string& child_name) const override {
+    return initiator_ && cfg_ && cfg_->cfg.name == child_name;
+  }
 
  private:
   ChildSa* NewChild(IkeSa& sa) {

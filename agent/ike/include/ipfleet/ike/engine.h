@@ -121,6 +121,11 @@ class Engine {
 
   // Operations. Initiate establishes the tunnel's IKE_SA and all its CHILD_SAs.
   virtual absl::StatusOr<uint64_t> Initiate(const std::string& tunnel) = 0;
+  // Negotiates each of the tunnel's CHILD_SAs that has no live SA (none, or only ones being
+  // deleted) with CREATE_CHILD_SA on the tunnel's IKE_SA when one is up or coming up; starts a new
+  // IKE_SA only when there is none. flush-sa and CHILD_SA repair use it: a working IKE_SA is kept
+  // (no new authentication, one exchange instead of two).
+  virtual absl::Status InitiateChildren(const std::string& tunnel) = 0;
   virtual absl::Status DeleteIke(uint64_t ike_id) = 0;    // INFORMATIONAL DELETE, then removal
   virtual absl::Status DeleteChild(uint64_t child_id) = 0;
   // CREATE_CHILD_SA rekey now (also driven by lifetimes and the kernel's soft EXPIRE).
