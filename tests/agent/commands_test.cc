@@ -64,13 +64,14 @@ class CommandsTest : public ::testing::Test {
   std::unique_ptr<Agent> agent_;
 };
 
-TEST_F(CommandsTest, FlushSaDeletesRenegotiatesAndReportsBeforeAfter) {
+TEST_F(CommandsTest, FlushSaReplacesTheSasAndReportsBeforeAfter) {
   const uint32_t old_in = ike_->Sa("a--b")->children.at(0).spi_in;
   auto r = Run(Cmd(11, v1::COMMAND_KIND_FLUSH_SA));
   ASSERT_TRUE(r.ok()) << r.error();
   EXPECT_EQ(r.id(), 11u);
-  EXPECT_EQ(Count("delete_child:a--b"), 1);
-  EXPECT_EQ(Count("initiate:a--b"), 1);
+  // Replaced make-before-break (new pair, then the old deleted), not deleted first.
+  EXPECT_EQ(Count("rekey:a--b"), 1);
+  EXPECT_EQ(Count("delete_child:a--b"), 0);
   const uint32_t new_in = ike_->Sa("a--b")->children.at(0).spi_in;
   EXPECT_NE(new_in, old_in);
   // Before: the IKE tunnel's pair and the static pair; after: new IKE SPIs, same static ones.
@@ -94,13 +95,13 @@ TEST_F(CommandsTest, RepeatedDeliveryNeverRunsTwiceAndResendsTheResult) {
   auto again = agent_->HandleCommand(Cmd(5, v1::COMMAND_KIND_FLUSH_SA, "a--b"));
   ASSERT_TRUE(again.has_value());
   EXPECT_EQ(again->SerializeAsString(), first.SerializeAsString());
-  EXPECT_EQ(Count("delete_child:a--b"), 1);
+  EXPECT_EQ(Count("rekey:a--b"), 1);
   EXPECT_EQ(agent_->BuildHello("").last_command_id(), 5u);
   // An older id than the last executed one is not run either.
   auto older = agent_->HandleCommand(Cmd(3, v1::COMMAND_KIND_FLUSH_SA, "a--b"));
   ASSERT_TRUE(older.has_value());
   EXPECT_FALSE(older->ok());
-  EXPECT_EQ(Count("delete_child:a--b"), 1);
+  EXPECT_EQ(Count("rekey:a--b"), 1);
 }
 
 TEST_F(CommandsTest, ExactlyOnceAcrossAgentRestart) {
@@ -126,7 +127,7 @@ TEST_F(CommandsTest, CommandInterruptedByCrashIsNotRerun) {
   ASSERT_TRUE(r.has_value());
   EXPECT_FALSE(r->ok());
   EXPECT_NE(r->error().find("interrupted"), std::string::npos);
-  EXPECT_EQ(Count("delete_child:a--b"), 0);
+  EXPECT_EQ(Count("rekey:a--b"), 0);
 }
 
 TEST_F(CommandsTest, UnknownTunnelFailsAndReenrollUsesHook) {

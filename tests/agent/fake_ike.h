@@ -78,7 +78,9 @@ class FakeIke : public IkeSeam {
   absl::Status Rekey(const std::string& name) override {
     log.push_back("rekey:" + name);
     auto it = conns_.find(name);
-    if (it == conns_.end() || !it->second.sa) return absl::FailedPreconditionError("no IKE_SA");
+    if (it == conns_.end()) return absl::NotFoundError("no connection " + name);
+    if (fail_initiate) return absl::UnavailableError("peer unreachable");
+    if (!it->second.sa || it->second.sa->children.empty()) return Establish(name);
     auto old = it->second.sa->children;
     IPFLEET_RETURN_IF_ERROR(NewChild(name));
     for (const auto& c : old) RemoveChild(name, c);

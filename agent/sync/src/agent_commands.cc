@@ -128,11 +128,10 @@ void Agent::StartCommand(const v1::Command& c) {
           s = applier_.InstallStatic(*t, applier_.priority());
         }
         p.old_spis.clear();  // static SPIs stay the same
-      } else if (flush) {
-        // Delete (telling the peer), then renegotiate at once.
-        s = ike_.DeleteChildSas(name);
-        if (s.ok()) s = ike_.Initiate(name);
       } else {
+        // flush-sa and rekey alike: every CHILD_SA is replaced by a freshly negotiated one and
+        // deleted (the peer told), make-before-break so that the command itself costs no traffic;
+        // a CHILD_SA the peer no longer has is created afresh, a tunnel without one gets one.
         s = ike_.Rekey(name);
       }
       if (!s.ok()) {

@@ -66,6 +66,9 @@ class IkeSeam {
   virtual absl::Status DeleteChildSas(const std::string& tunnel, uint32_t spi_in = 0) = 0;
   // Deletes the IKE_SA and its CHILD_SAs, telling the peer when it can.
   virtual absl::Status DeleteIkeSa(const std::string& tunnel) = 0;
+  // Replaces every CHILD_SA of the tunnel with a freshly negotiated one, make-before-break (the
+  // new pair carries the traffic before the old one is deleted, the peer told); a tunnel without
+  // a CHILD_SA gets one, without an IKE_SA a new IKE_SA. flush-sa and rekey commands use it.
   virtual absl::Status Rekey(const std::string& tunnel) = 0;
   // nullopt when the tunnel has no IKE_SA at the moment.
   virtual std::optional<IkeSaView> Query(const std::string& tunnel) = 0;
