@@ -10,6 +10,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <ctime>
@@ -54,6 +55,53 @@ std::vector<std::string> Strings(const YAML::Node& n, std::vector<std::string> d
   return out;
 }
 
+// Durations are written in seconds (fractions allowed), as dpd_interval always was.
+ike::Duration Seconds(const YAML::Node& n, ike::Duration def) {
+  if (!n) return def;
+  return ike::Duration(static_cast<int64_t>(n.as<double>() * 1000));
+}
+
+// `pfs: GROUP` appends the DH group to every ESP proposal that has none, so rekeys carry a KE
+// payload (the engine reads PFS from the proposal; a group in IKE_AUTH is ignored, RFC 7296 1.2).
+absl::Status ApplyPfs(const std::string& group, std::vector<std::string>& proposals) {
+  static const char* const kGroups[] = {"modp2048", "ecp256", "ecp384", "x25519", "curve25519"};
+  if (std::find(std::begin(kGroups), std::end(kGroups), group) == std::end(kGroups))
+    return absl::InvalidArgumentError("pfs: unknown DH group '" + group + "'");
+  for (auto& prop : proposals) {
+    bool has_group = false;
+    for (const char* g : kGroups) has_group |= prop.find(g) != std::string::npos;
+    if (!has_group) prop += "-" + group;
+  }
+  return absl::OkStatus();
+}
+
+// Part-2 settings of the whole engine (config.h IkeConfig); absent keys keep the engine defaults.
+void ReadEngineSettings(const YAML::Node& root, ike::IkeConfig& c) {
+  if (root["retransmit_timeout_ms"]) c.retransmit_timeout = ike::Duration(root["retransmit_timeout_ms"].as<int>());
+  if (root["retransmit_tries"]) c.retransmit_tries = root["retransmit_tries"].as<int>();
+  c.half_open_timeout = Seconds(root["half_open_timeout"], c.half_open_timeout);
+  c.nat_keepalive = Seconds(root["nat_keepalive"], c.nat_keepalive);
+  if (root["fragmentation"]) c.fragmentation = root["fragmentation"].as<bool>();
+  if (root["fragment_size"]) c.fragment_size = root["fragment_size"].as<size_t>();
+  c.reassembly_timeout = Seconds(root["reassembly_timeout"], c.reassembly_timeout);
+  if (root["cookie_threshold"]) c.cookie_threshold = root["cookie_threshold"].as<size_t>();
+  if (root["half_open_max"]) c.half_open_max = root["half_open_max"].as<size_t>();
+  if (root["half_open_per_peer"]) c.half_open_per_peer = root["half_open_per_peer"].as<size_t>();
+  c.cookie_secret_lifetime = Seconds(root["cookie_secret_lifetime"], c.cookie_secret_lifetime);
+  c.rekey_grace = Seconds(root["rekey_grace"], c.rekey_grace);
+}
+
+// Lifetimes of one CHILD_SA (config.h ChildConfig, rekey.h).
+absl::Status ReadChildLifetimes(const YAML::Node& c, ike::ChildConfig& cc) {
+  cc.rekey_time = Seconds(c["rekey_time"], cc.rekey_time);
+  cc.rand_time = Seconds(c["rand_time"], cc.rand_time);
+  cc.life_time = Seconds(c["life_time"], cc.life_time);
+  if (c["rekey_bytes"]) cc.rekey_bytes = c["rekey_bytes"].as<uint64_t>();
+  if (c["rekey_packets"]) cc.rekey_packets = c["rekey_packets"].as<uint64_t>();
+  if (c["pfs"]) return ApplyPfs(c["pfs"].as<std::string>(), cc.esp_proposals);
+  return absl::OkStatus();
+}
+
 struct ToolConfig {
   ike::IkeConfig ike;
   std::optional<kernel::IpAddress> listen;
@@ -73,8 +121,7 @@ absl::StatusOr<ToolConfig> LoadConfig(const std::string& path) {
       IPFLEET_ASSIGN_OR_RETURN(tc.listen, kernel::IpAddress::Parse(root["listen"].as<std::string>()));
     }
     if (root["port"]) tc.port = root["port"].as<uint16_t>();
-    if (root["retransmit_timeout_ms"]) tc.ike.retransmit_timeout = ike::Duration(root["retransmit_timeout_ms"].as<int>());
-    if (root["retransmit_tries"]) tc.ike.retransmit_tries = root["retransmit_tries"].as<int>();
+    ReadEngineSettings(root, tc.ike);
     for (const auto& t : root["tunnels"]) {
       ike::PeerConfig p;
       p.name = t["name"].as<std::string>();
@@ -107,6 +154,8 @@ absl::StatusOr<ToolConfig> LoadConfig(const std::string& path) {
       p.ike_proposals = Strings(t["ike_proposals"], p.ike_proposals);
       if (t["dpd_interval"]) p.dpd_interval = ike::Duration(static_cast<int64_t>(t["dpd_interval"].as<double>() * 1000));
       if (t["dpd_action"]) p.dpd_action = t["dpd_action"].as<std::string>() == "restart" ? ike::DpdAction::kRestart : ike::DpdAction::kClear;
+      p.ike_rekey_time = Seconds(t["ike_rekey_time"], p.ike_rekey_time);
+      p.ike_rand_time = Seconds(t["ike_rand_time"], p.ike_rand_time);
       for (const auto& c : t["children"]) {
         ike::ChildConfig cc;
         cc.name = c["name"] ? c["name"].as<std::string>() : p.name;
@@ -124,6 +173,7 @@ absl::StatusOr<ToolConfig> LoadConfig(const std::string& path) {
         if (c["reqid"]) cc.reqid = c["reqid"].as<uint32_t>();
         std::string sa = c["start_action"] ? c["start_action"].as<std::string>() : "none";
         cc.start_action = sa == "start" ? ike::StartAction::kStart : sa == "trap" ? ike::StartAction::kTrap : ike::StartAction::kNone;
+        IPFLEET_RETURN_IF_ERROR(ReadChildLifetimes(c, cc));
         p.children.push_back(cc);
       }
       tc.ike.peers.push_back(std::move(p));
@@ -261,7 +311,9 @@ int main(int argc, char** argv) {
 
   sigset_t mask;
   sigemptyset(&mask);
-  for (int s : {SIGTERM, SIGINT, SIGUSR1, SIGUSR2}) sigaddset(&mask, s);
+  // SIGRTMIN / SIGRTMIN+1: rekey every CHILD_SA / IKE_SA now (interop tests and bench/ike_rekey).
+  const int kRekeyChildSig = SIGRTMIN, kRekeyIkeSig = SIGRTMIN + 1;
+  for (int s : {SIGTERM, SIGINT, SIGUSR1, SIGUSR2, kRekeyChildSig, kRekeyIkeSig}) sigaddset(&mask, s);
   sigprocmask(SIG_BLOCK, &mask, nullptr);
   int sfd = signalfd(-1, &mask, SFD_CLOEXEC);
 
@@ -344,6 +396,18 @@ int main(int argc, char** argv) {
         if (si.ssi_signo == SIGUSR1) {
           spdlog::info("control action=delete_ike_sas");
           (void)engine->Flush("");
+        }
+        if (static_cast<int>(si.ssi_signo) == kRekeyChildSig || static_cast<int>(si.ssi_signo) == kRekeyIkeSig) {
+          bool child = static_cast<int>(si.ssi_signo) == kRekeyChildSig;
+          spdlog::info("control action={}", child ? "rekey_child_sas" : "rekey_ike_sas");
+          for (const auto& s : engine->ListSas()) {
+            if (s.state != ike::IkeState::kEstablished) continue;
+            absl::Status r = absl::OkStatus();
+            if (!child) r = engine->RekeyIke(s.id);
+            for (const auto& c : s.children)
+              if (child && c.state == ike::ChildState::kInstalled) r.Update(engine->RekeyChild(c.id));
+            if (!r.ok()) spdlog::warn("rekey_failed ike={} reason=\"{}\"", s.id, std::string(r.message()));
+          }
         }
         if (si.ssi_signo == SIGUSR2) {
           spdlog::info("control action=delete_child_sas");
