@@ -116,10 +116,10 @@ ip netns exec h2 ping -c 3 -i 0.3 -I 198.51.100.2 198.51.100.3 | sed 's/^/      
 say "after (ip -s xfrm state on h2):"
 sa_lines
 
-step "Remote flush-sa: h2 deletes its SAs (telling its peers) and renegotiates"
+step "Remote flush-sa: h2 negotiates new SAs, then deletes the old ones (telling its peers)"
 run "ipfleet flush-sa h2 --wait"
 ipf flush-sa h2 --wait --wait-timeout 30 2>&1 | sed 's/^/      /'
-say "new SAs (different SPIs), traffic flows again:"
+say "new SAs (different SPIs; the old inbound SA stays 2 s for packets in flight), traffic flows:"
 ip netns exec h2 ping -c 2 -i 0.3 -I 198.51.100.2 198.51.100.3 | sed 's/^/      /'
 sa_lines
 sleep 2

@@ -89,6 +89,20 @@ TEST_F(CommandsTest, FlushSaReplacesTheSasAndReportsBeforeAfter) {
   EXPECT_EQ(rep.forced(0).reason(), "flush-sa");
 }
 
+// The result's "after" lists the SAs carrying the traffic, not replaced ones in their grace period.
+TEST_F(CommandsTest, FlushSaAfterListsOnlyTheNewPair) {
+  ike_->keep_replaced = true;
+  const uint32_t old_in = ike_->Sa("a--b")->children.at(0).spi_in;
+  auto r = Run(Cmd(12, v1::COMMAND_KIND_FLUSH_SA, "a--b"));
+  ASSERT_TRUE(r.ok()) << r.error();
+  ASSERT_EQ(ike_->Sa("a--b")->children.size(), 2u);  // the old one is still listed, being deleted
+  ASSERT_EQ(r.sas_after_size(), 1);
+  char hex[9];
+  std::snprintf(hex, sizeof(hex), "%08x", old_in);
+  EXPECT_NE(r.sas_after(0).spi_in(), hex);
+  EXPECT_EQ(r.sas_before(0).spi_in(), hex);
+}
+
 TEST_F(CommandsTest, RepeatedDeliveryNeverRunsTwiceAndResendsTheResult) {
   auto first = Run(Cmd(5, v1::COMMAND_KIND_FLUSH_SA, "a--b"));
   ASSERT_TRUE(first.ok()) << first.error();

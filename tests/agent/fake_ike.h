@@ -83,7 +83,12 @@ class FakeIke : public IkeSeam {
     if (!it->second.sa || it->second.sa->children.empty()) return Establish(name);
     auto old = it->second.sa->children;
     IPFLEET_RETURN_IF_ERROR(NewChild(name));
-    for (const auto& c : old) RemoveChild(name, c);
+    if (keep_replaced) {  // like the engine's grace period: still listed, being deleted
+      for (auto& c : it->second.sa->children)
+        if (c.spi_in != it->second.sa->children.back().spi_in) c.phase = SaPhase::kDeleting;
+    } else {
+      for (const auto& c : old) RemoveChild(name, c);
+    }
     it->second.sa->children.back().rekeys = 1;
     return absl::OkStatus();
   }
@@ -112,6 +117,7 @@ class FakeIke : public IkeSeam {
   int64_t now_unix = 1'700'000'000;
   bool auto_establish = true;
   bool fail_initiate = false;
+  bool keep_replaced = false;  // Rekey leaves the replaced CHILD_SAs listed as kDeleting
   std::vector<std::string> log;
   std::vector<std::string> trust_chain;
   std::string trust_crl;

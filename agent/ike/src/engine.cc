@@ -428,7 +428,9 @@ class EngineImpl : public Engine, public Services {
         ChildSaInfo ci;
         ci.id = c->id;
         ci.name = c->cfg->cfg.name;
-        ci.state = c->state;
+        // Replaced by our own rekey (or the loser of a collision): its DELETE may still wait in
+        // the queue, but it no longer carries our traffic.
+        ci.state = c->state == ChildState::kInstalled && (c->replaced_by || c->redundant) ? ChildState::kDeleting : c->state;
         ci.spi_in = c->spi_in;
         ci.spi_out = c->spi_out;
         ci.reqid = c->cfg->reqid;

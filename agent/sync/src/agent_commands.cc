@@ -53,6 +53,9 @@ std::vector<v1::SaSnapshot> Agent::Snapshot(const std::vector<std::string>& tunn
     }
     if (auto v = ike_.Query(name)) {
       for (const auto& c : v->children) {
+        // Being deleted (a replaced SA in its grace period, whose inbound half still catches
+        // packets in flight): no longer one of the tunnel's SAs.
+        if (c.phase == SaPhase::kDeleting) continue;
         v1::SaSnapshot s;
         s.set_tunnel(name);
         s.set_spi_in(Hex32(c.spi_in));
