@@ -11,11 +11,12 @@ JOBS=$(nproc)
 ./deploy/install-deps.sh
 
 echo "== build (ASan+UBSan) =="
-cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Asan >/dev/null
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Asan -DIPFLEET_BENCH=OFF >/dev/null
 cmake --build build -j "$JOBS"
 
 echo "== build fuzz targets (clang, libFuzzer) =="
-CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DIPFLEET_FUZZ=ON >/dev/null
+CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DIPFLEET_FUZZ=ON \
+  -DIPFLEET_BENCH=OFF >/dev/null
 cmake --build build-fuzz -j "$JOBS" --target ipfleet_fuzzers
 
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
