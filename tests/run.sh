@@ -11,7 +11,7 @@ JOBS=$(nproc)
 ./deploy/install-deps.sh
 
 echo "== build (ASan+UBSan) =="
-cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Asan -DIPFLEET_BENCH=OFF >/dev/null
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Asan -DIPFLEET_ASAN_OPT=-O0 -DIPFLEET_BENCH=OFF >/dev/null
 cmake --build build -j "$JOBS"
 
 echo "== build fuzz targets (clang, libFuzzer) =="
