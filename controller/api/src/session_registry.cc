@@ -41,6 +41,7 @@ int64_t SessionRegistry::LastSeen(const std::string& host) const {
 }
 
 void SessionRegistry::Attach(const std::string& host, std::shared_ptr<SessionSink> sink, int64_t now) {
+  for (const auto& h : attach_) h(host);  // before the sink is visible (see OnAttach)
   std::shared_ptr<SessionSink> old;
   {
     std::lock_guard<std::mutex> lock(mu_);

@@ -39,14 +39,32 @@ absl::StatusOr<inventory::CommandRecord> CommandQueue::Send(const std::string& h
   }));
   v1::ControllerMessage msg;
   *msg.mutable_command() = ToWire(c);
-  if (ctx_.sessions->Push(host, msg)) {
+  // Not greeted: no session, or one whose Hello pass has not run yet; that pass sends it.
+  bool pushed = greeted_.count(host) > 0 && ctx_.sessions->Push(host, std::move(msg));
+  if (pushed) {
+    IPFLEET_RETURN_IF_ERROR(MarkDelivered(c.id));
     c.state = CommandState::kDelivered;
     c.delivered_unix = ctx_.clock();
-    IPFLEET_RETURN_IF_ERROR(ctx_.store->Transact([&](inventory::Tx& tx) { return tx.UpdateCommand(c); }));
   }
   spdlog::info("event=command_queued id={} host={} kind={} tunnel={} delivered={}", c.id, host, static_cast<int>(kind),
-               tunnel, c.state == CommandState::kDelivered);
+               tunnel, pushed);
   return c;
+}
+
+absl::Status CommandQueue::MarkDelivered(uint64_t id) {
+  int64_t now = ctx_.clock();
+  return ctx_.store->Transact([&](inventory::Tx& tx) -> absl::Status {
+    IPFLEET_ASSIGN_OR_RETURN(inventory::CommandRecord cur, tx.GetCommand(id));
+    if (cur.state != CommandState::kQueued) return absl::OkStatus();  // delivered before, or finished
+    cur.state = CommandState::kDelivered;
+    cur.delivered_unix = now;
+    return tx.UpdateCommand(cur);
+  });
+}
+
+void CommandQueue::OnAttach(const std::string& host) {
+  std::lock_guard lock(send_mu_);
+  greeted_.erase(host);
 }
 
 void CommandQueue::OnHello(const std::string& host, const v1::Hello& hello) {
@@ -56,18 +74,16 @@ void CommandQueue::OnHello(const std::string& host, const v1::Hello& hello) {
     spdlog::error("event=command_resend_failed host={} error=\"{}\"", host, std::string(pending.status().message()));
     return;
   }
-  for (inventory::CommandRecord& c : *pending) {
+  for (const inventory::CommandRecord& c : *pending) {
     v1::ControllerMessage msg;
     *msg.mutable_command() = ToWire(c);
-    if (!ctx_.sessions->Push(host, msg)) break;
-    if (c.state == CommandState::kQueued) {
-      c.state = CommandState::kDelivered;
-      c.delivered_unix = ctx_.clock();
-      absl::Status st = ctx_.store->Transact([&](inventory::Tx& tx) { return tx.UpdateCommand(c); });
-      if (!st.ok()) spdlog::error("event=command_update_failed id={} error=\"{}\"", c.id, std::string(st.message()));
+    if (!ctx_.sessions->Push(host, std::move(msg))) return;  // session gone: the next Hello resends
+    if (absl::Status st = MarkDelivered(c.id); !st.ok()) {
+      spdlog::error("event=command_update_failed id={} error=\"{}\"", c.id, std::string(st.message()));
     }
     spdlog::info("event=command_sent_on_hello id={} host={} agent_last={}", c.id, host, hello.last_command_id());
   }
+  greeted_.insert(host);
 }
 
 void CommandQueue::OnResult(const std::string&, const v1::CommandResult&) {

@@ -54,6 +54,7 @@ class FleetModuleImpl final : public controller::FleetModule {
         commands_(ctx) {}
 
   void Wire() {
+    ctx_.sessions->OnAttach([this](const std::string& host) { commands_.OnAttach(host); });
     ctx_.sessions->OnHello([this](const std::string& host, const v1::Hello& h) {
       engine_.OnHello(host, h);
       commands_.OnHello(host, h);

@@ -39,6 +39,7 @@ class SessionRegistry {
   using HealthHandler = std::function<void(const std::string& host, const v1::HealthReport&)>;
   using CommandResultHandler = std::function<void(const std::string& host, const v1::CommandResult&)>;
   using DisconnectHandler = std::function<void(const std::string& host)>;
+  using AttachHandler = std::function<void(const std::string& host)>;
 
   // --- for the rest of the controller ------------------------------------------------------
   // Queues `msg` on the host's live session. False when the host has no session now (the caller
@@ -57,6 +58,11 @@ class SessionRegistry {
   void OnHealth(HealthHandler h) { health_.push_back(std::move(h)); }
   void OnCommandResult(CommandResultHandler h) { result_.push_back(std::move(h)); }
   void OnDisconnect(DisconnectHandler h) { disconnect_.push_back(std::move(h)); }
+  // Called by Attach *before* the new session becomes visible to Push/IsConnected (also when it
+  // replaces an older one, which fires no disconnect). A handler can thus forget per-session
+  // state (e.g. "this session has had its Hello resends") with no window in which a concurrent
+  // Push already reaches the new session while the state still describes the old one.
+  void OnAttach(AttachHandler h) { attach_.push_back(std::move(h)); }
 
   // --- for the AgentService ----------------------------------------------------------------
   // Makes `sink` the host's session; a previous one is closed ("replaced by a newer session").
@@ -88,6 +94,7 @@ class SessionRegistry {
   std::vector<HealthHandler> health_;
   std::vector<CommandResultHandler> result_;
   std::vector<DisconnectHandler> disconnect_;
+  std::vector<AttachHandler> attach_;
 };
 
 }  // namespace ipfleet::controller
