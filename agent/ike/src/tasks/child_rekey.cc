@@ -158,8 +158,12 @@ class ChildRekey : public RequestResponseTask {
     Wipe(shared);
     if (!keymat.ok()) return Drop(sa, Msg(keymat.status()));
 
-    // 2.8.1: did the peer rekey the same child meanwhile (we answered its request)?
-    ChildSa* theirs = old && old->peer_replaced_by ? sa.FindChild(old->peer_replaced_by) : nullptr;
+    // 2.8.1: did the peer rekey the same child meanwhile (we answered its request)? Found through its
+    // `replaces`, not the old child: a peer that won may have deleted the old child before our response
+    // came (a lost response, seen with charon), and our successor is then the redundant one all the same.
+    ChildSa* theirs = nullptr;
+    for (const auto& ch : sa.children)
+      if (ch->id != c->id && ch->replaces == old_id_ && !ch->created_by_us) theirs = ch.get();
     bool ours_lost = theirs && LowestNonceIn(ex.ni, ex.nr, theirs->ex_ni, theirs->ex_nr);
     absl::Status st;
     if (ours_lost) {
