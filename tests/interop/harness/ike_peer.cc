@@ -34,6 +34,7 @@ std::string RenderConfig(const IkePeerOptions& o) {
   if (!o.listen.empty()) j["listen"] = o.listen;
   j["retransmit_timeout_ms"] = o.retransmit_timeout_ms;
   j["retransmit_tries"] = o.retransmit_tries;
+  j.update(o.settings);
   j["tunnels"] = nlohmann::json::array();
   for (const auto& t : o.tunnels) {
     nlohmann::json tj = {{"name", t.name},
@@ -59,6 +60,8 @@ std::string RenderConfig(const IkePeerOptions& o) {
                        {"mode", "tunnel"},
                        {"esp_proposals", {t.esp_proposal}},
                        {"start_action", t.start_action}}};
+    tj["children"][0].update(t.child_extra);
+    tj.update(t.extra);
     j["tunnels"].push_back(std::move(tj));
   }
   return j.dump(2) + "\n";

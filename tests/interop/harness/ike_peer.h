@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "harness/process.h"
 #include "ipfleet/common/status.h"
 
@@ -33,6 +35,9 @@ struct IkePeerTunnel {
   int dpd_interval_s = 0;
   std::string dpd_action = "clear";
   std::string start_action = "none";
+  // More keys of the tunnel and of its child (docs/ike.md), e.g. {"ike_rekey_time": 3} or {"pfs": "x25519"}.
+  nlohmann::json extra = nlohmann::json::object();
+  nlohmann::json child_extra = nlohmann::json::object();
 };
 
 struct IkePeerOptions {
@@ -48,6 +53,8 @@ struct IkePeerOptions {
   int retransmit_timeout_ms = 1000;
   int retransmit_tries = 3;
   std::string log_level = "debug";
+  // More top-level keys (docs/ike.md), e.g. {"fragment_size": 576, "nat_keepalive": 1}.
+  nlohmann::json settings = nlohmann::json::object();
 };
 
 struct OurChildSa {

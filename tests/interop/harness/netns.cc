@@ -37,6 +37,8 @@ void RemoveStale() {
 
 bool HaveRoot() { return geteuid() == 0; }
 
+void NetnsPair::RemoveLeftovers() { RemoveStale(); }
+
 std::vector<std::string> NetnsPair::Exec(const std::string& ns, std::vector<std::string> argv) {
   std::vector<std::string> out = {"ip", "netns", "exec", ns};
   out.insert(out.end(), argv.begin(), argv.end());

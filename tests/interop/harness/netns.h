@@ -31,6 +31,9 @@ class NetnsPair {
   const NetnsSide& a() const { return a_; }
   const NetnsSide& b() const { return b_; }
 
+  // Removes namespaces named like ours whose creating process is gone (Create does this too).
+  static void RemoveLeftovers();
+
   // argv prefixed with `ip netns exec NS`.
   static std::vector<std::string> Exec(const std::string& ns, std::vector<std::string> argv);
 

@@ -16,6 +16,7 @@ std::string RenderSwanctlConf(const std::vector<SwanctlConn>& conns, const Swanc
     if (c.dpd_delay_s > 0) absl::StrAppend(&out, "    dpd_delay = ", c.dpd_delay_s, "s\n");
     if (c.rekey_time_s > 0) absl::StrAppend(&out, "    rekey_time = ", c.rekey_time_s, "s\n");
     if (c.reauth_time_s > 0) absl::StrAppend(&out, "    reauth_time = ", c.reauth_time_s, "s\n");
+    if (!c.extra.empty()) absl::StrAppend(&out, "    ", c.extra, "\n");
     absl::StrAppend(&out, "    local {\n      auth = ", c.psk ? "psk" : "pubkey", "\n      id = \"", c.local_id,
                     "\"\n");
     if (!c.psk && !c.local_cert.empty()) absl::StrAppend(&out, "      certs = ", c.local_cert, "\n");
@@ -24,6 +25,8 @@ std::string RenderSwanctlConf(const std::vector<SwanctlConn>& conns, const Swanc
     absl::StrAppend(&out, "    children {\n      ", c.child_name, " {\n        local_ts = ", c.local_ts,
                     "\n        remote_ts = ", c.remote_ts, "\n        esp_proposals = ", c.esp_proposals,
                     "\n        mode = ", c.mode, "\n        start_action = ", c.start_action,
+                    c.child_rekey_time_s > 0 ? absl::StrCat("\n        rekey_time = ", c.child_rekey_time_s, "s")
+                                             : std::string(),
                     "\n        dpd_action = clear\n      }\n    }\n  }\n");
   }
   out += "}\n";

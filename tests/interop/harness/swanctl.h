@@ -29,6 +29,8 @@ struct SwanctlConn {
   int rekey_time_s = 0;   // 0: charon's default
   int reauth_time_s = 0;
   bool mobike = false;
+  int child_rekey_time_s = 0;  // 0: charon's default (1 h)
+  std::string extra = "";      // more lines for the connection section, e.g. "fragmentation = yes"
 };
 
 struct SwanctlSecrets {

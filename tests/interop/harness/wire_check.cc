@@ -133,3 +133,17 @@ absl::StatusOr<WireReport> AnalyzeIke(const std::filesystem::path& pcap,
 }
 
 }  // namespace ipfleet::interop
+
+namespace ipfleet::interop {
+
+absl::StatusOr<std::vector<std::string>> FrameFields(const std::filesystem::path& pcap, const std::string& filter,
+                                                     const std::string& field) {
+  IPFLEET_ASSIGN_OR_RETURN(CommandResult r, RunOk({"tshark", "-n", "-r", pcap.string(), "-Y", filter, "-T", "fields",
+                                                   "-e", field},
+                                                  std::chrono::seconds(30)));
+  std::vector<std::string> out;
+  for (absl::string_view l : absl::StrSplit(r.out, '\n', absl::SkipEmpty())) out.emplace_back(l);
+  return out;
+}
+
+}  // namespace ipfleet::interop

@@ -55,6 +55,11 @@ struct Ikev2DecryptionRow {
   std::string ispi, rspi, sk_ei, sk_er, encr_alg, sk_ai, sk_ar, integ_alg;
 };
 
+// One value of `field` per frame of `pcap` that matches the display filter (e.g. the source address of every
+// IKE fragment: filter "isakmp.nextpayload == 53", field "ip.src").
+absl::StatusOr<std::vector<std::string>> FrameFields(const std::filesystem::path& pcap, const std::string& filter,
+                                                     const std::string& field);
+
 // Decodes `pcap` with tshark (optionally with a decryption table) and collects the verdict.
 absl::StatusOr<WireReport> AnalyzeIke(const std::filesystem::path& pcap,
                                       const std::vector<Ikev2DecryptionRow>& decryption = {});
