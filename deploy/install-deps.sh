@@ -10,6 +10,8 @@ PACKAGES=(
   libssl-dev libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
   libspdlog-dev libfmt-dev libcli11-dev libmnl-dev libsqlite3-dev libyaml-cpp-dev
   nlohmann-json3-dev libsystemd-dev
+  # the controller's allocator (tcmalloc: less RSS per agent session than glibc malloc)
+  libgoogle-perftools-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev clang libclang-rt-14-dev
   openssl sqlite3 iproute2 procps util-linux python3

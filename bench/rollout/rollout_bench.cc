@@ -379,8 +379,9 @@ int RunRollout(int hosts, int group, const std::string& workdir) {
     ::kill(child, SIGKILL);
     return 1;
   }
-  std::printf("apply generation=%llu tunnels=%d seconds=%.2f\n", static_cast<unsigned long long>(aresp.generation()),
-              aresp.changes_size(), Seconds(t_apply, Clock::now()));
+  std::printf("apply generation=%llu tunnels=%d seconds=%.2f controller_peak_rss_mib=%ld controller_rss_mib_now=%ld\n",
+              static_cast<unsigned long long>(aresp.generation()), aresp.changes_size(), Seconds(t_apply, Clock::now()),
+              PeakRssMiB(), CurrentRssMiB());
 
   v1::StartRolloutRequest sr;
   sr.set_wave_timeout_seconds(600);
