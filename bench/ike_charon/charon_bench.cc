@@ -29,7 +29,8 @@ using namespace std::chrono_literals;
 using interop::Charon;
 using interop::SwanctlConn;
 
-// User+system CPU of a whole process (all threads), in milliseconds.
+}  // namespace
+
 absl::StatusOr<double> CpuMs(pid_t pid) {
   std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
   std::string line;
@@ -44,8 +45,6 @@ absl::StatusOr<double> CpuMs(pid_t pid) {
   }
   return 1000.0 * static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
 }
-
-}  // namespace
 
 std::string CharonBenchResult::ToString() const {
   return absl::StrFormat(
@@ -63,13 +62,21 @@ std::string CharonBenchResult::ToJson() const {
 }
 
 absl::StatusOr<CharonBenchResult> RunCharonBench(const CharonBenchOptions& o) {
+  IPFLEET_ASSIGN_OR_RETURN(auto run, EstablishCharonPair(o));
+  return run->result;
+}
+
+absl::StatusOr<std::unique_ptr<CharonPairRun>> EstablishCharonPair(const CharonBenchOptions& o) {
   if (!interop::HaveRoot()) return absl::PermissionDeniedError("charon bench needs root (network namespaces)");
   std::string why;
   if (!interop::CharonAvailable(&why)) return absl::FailedPreconditionError(why);
-  interop::WorkDir work("bench");
+  auto run = std::make_unique<CharonPairRun>();
+  run->work = std::make_unique<interop::WorkDir>("bench");
+  interop::WorkDir& work = *run->work;
   if (!work.ok()) return absl::InternalError("mkdtemp failed");
   if (o.keep) work.Keep();
-  IPFLEET_ASSIGN_OR_RETURN(auto net, interop::NetnsPair::Create());
+  IPFLEET_ASSIGN_OR_RETURN(run->net, interop::NetnsPair::Create());
+  auto& net = run->net;
   IPFLEET_ASSIGN_OR_RETURN(
       interop::Pki pki,
       interop::MakePki(work.path() / "pki",
@@ -90,13 +97,15 @@ absl::StatusOr<CharonBenchResult> RunCharonBench(const CharonBenchOptions& o) {
     if (o.cpu >= 0) c.cpu = o.cpu;
     return c;
   };
-  IPFLEET_ASSIGN_OR_RETURN(auto init, Charon::Start(opts(net->a(), "initiator")));
+  IPFLEET_ASSIGN_OR_RETURN(run->init, Charon::Start(opts(net->a(), "initiator")));
+  auto& init = run->init;
   // The responder's DoS limits would turn a window of initiates from one IP into dropped IKE_SA_INITs
   // (block_threshold: 5 half-open SAs per peer IP) or COOKIE round trips (cookie_threshold: 10): raised, so
   // the figure is establishment cost, not retransmission timers. (Our engine has no such limits yet.)
   auto resp_opts = opts(net->b(), "responder");
   resp_opts.extra += "\n  block_threshold = 100000\n  cookie_threshold = 100000\n  init_limit_half_open = 0";
-  IPFLEET_ASSIGN_OR_RETURN(auto resp, Charon::Start(resp_opts));
+  IPFLEET_ASSIGN_OR_RETURN(run->resp, Charon::Start(resp_opts));
+  auto& resp = run->resp;
 
   auto conn = [&](const interop::NetnsSide& me, const interop::NetnsSide& peer, const std::string& name,
                   const std::string& child, const char* id, const char* peer_id, const char* cert) {
@@ -206,14 +215,14 @@ absl::StatusOr<CharonBenchResult> RunCharonBench(const CharonBenchOptions& o) {
     return absl::InternalError(absl::StrCat("charon bench: responder reports ", established, " established of ",
                                             o.count));
   }
-  CharonBenchResult r;
+  CharonBenchResult& r = run->result;
   r.established = up;
   r.wall_s = wall;
   r.rate_per_s = up / wall;
   r.cpu_ms_initiator = (cpu_i1 - cpu_i0) / up;
   r.cpu_ms_responder = (cpu_r1 - cpu_r0) / up;
   r.cert_issuer = pki.issuer;
-  return r;
+  return run;
 }
 
 namespace {
@@ -229,12 +238,21 @@ std::optional<double> LineMs(absl::string_view line) {
 }  // namespace
 
 absl::StatusOr<CharonBenchResult> RunIkePeerBench(const CharonBenchOptions& o, const std::string& binary) {
+  IPFLEET_ASSIGN_OR_RETURN(auto run, EstablishIkePeerPair(o, binary));
+  return run->result;
+}
+
+absl::StatusOr<std::unique_ptr<IkePeerPairRun>> EstablishIkePeerPair(const CharonBenchOptions& o,
+                                                                     const std::string& binary) {
   if (!interop::HaveRoot()) return absl::PermissionDeniedError("bench needs root (network namespaces)");
   if (binary.empty()) return absl::FailedPreconditionError("no ipfleet-ike-peer binary");
-  interop::WorkDir work("bench-ours");
+  auto run = std::make_unique<IkePeerPairRun>();
+  run->work = std::make_unique<interop::WorkDir>("bench-ours");
+  interop::WorkDir& work = *run->work;
   if (!work.ok()) return absl::InternalError("mkdtemp failed");
   if (o.keep) work.Keep();
-  IPFLEET_ASSIGN_OR_RETURN(auto net, interop::NetnsPair::Create());
+  IPFLEET_ASSIGN_OR_RETURN(run->net, interop::NetnsPair::Create());
+  auto& net = run->net;
   IPFLEET_ASSIGN_OR_RETURN(
       interop::Pki pki,
       interop::MakePki(work.path() / "pki",
@@ -275,11 +293,13 @@ absl::StatusOr<CharonBenchResult> RunIkePeerBench(const CharonBenchOptions& o, c
   };
   auto ro = peer_opts(net->b(), "responder", false);
   ro.tunnels = {tunnel(net->b(), net->a(), "t", 1)};
-  IPFLEET_ASSIGN_OR_RETURN(auto resp, interop::IkePeer::Start(ro));
+  IPFLEET_ASSIGN_OR_RETURN(run->resp, interop::IkePeer::Start(ro));
+  auto& resp = run->resp;
   auto io = peer_opts(net->a(), "initiator", true);
   for (int i = 0; i < o.count; ++i) io.tunnels.push_back(tunnel(net->a(), net->b(), absl::StrCat("b", i), 0));
   IPFLEET_ASSIGN_OR_RETURN(double cpu_r0, CpuMs(resp->pid()));
-  IPFLEET_ASSIGN_OR_RETURN(auto init, interop::IkePeer::Start(io));
+  IPFLEET_ASSIGN_OR_RETURN(run->init, interop::IkePeer::Start(io));
+  auto& init = run->init;
   int up = 0;
   std::optional<double> t0, t1;
   double startup_cpu_ms = 0;  // the initiator's config load, reported by the tool itself on its "listening" line
@@ -308,7 +328,7 @@ absl::StatusOr<CharonBenchResult> RunIkePeerBench(const CharonBenchOptions& o, c
   }
   IPFLEET_ASSIGN_OR_RETURN(double cpu_i1, CpuMs(init->pid()));
   IPFLEET_ASSIGN_OR_RETURN(double cpu_r1, CpuMs(resp->pid()));
-  CharonBenchResult r;
+  CharonBenchResult& r = run->result;
   r.established = up;
   r.wall_s = std::max(0.001, (*t1 - *t0) / 1000.0);
   r.rate_per_s = up / r.wall_s;
@@ -316,7 +336,7 @@ absl::StatusOr<CharonBenchResult> RunIkePeerBench(const CharonBenchOptions& o, c
   r.cpu_ms_responder = (cpu_r1 - cpu_r0) / up;
   r.cert_issuer = pki.issuer;
   r.peer = "ours_vs_ours";
-  return r;
+  return run;
 }
 
 }  // namespace ipfleet::bench

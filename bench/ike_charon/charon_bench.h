@@ -5,8 +5,13 @@
 // bench/ike can link `ipfleet_bench_ike_charon` and call RunCharonBench() to print the ratio in one run.
 #pragma once
 
+#include <memory>
 #include <string>
 
+#include "harness/charon.h"
+#include "harness/ike_peer.h"
+#include "harness/netns.h"
+#include "harness/workdir.h"
 #include "ipfleet/common/status.h"
 
 namespace ipfleet::bench {
@@ -42,5 +47,28 @@ absl::StatusOr<CharonBenchResult> RunCharonBench(const CharonBenchOptions& optio
 // from the initiator's "listening" log line to its last "child_installed" event (log timestamps, ms); CPU
 // from /proc as for charon, less the start-up CPU (config, certificates) the initiator reports when listening.
 absl::StatusOr<CharonBenchResult> RunIkePeerBench(const CharonBenchOptions& options, const std::string& binary);
+
+// The pairs as the two benchmarks above leave them, still running with `count` tunnels up, for
+// benchmarks that go on from there (bench/ike_rekey). Destroying one stops the daemons and removes
+// the namespaces.
+struct CharonPairRun {
+  std::unique_ptr<interop::WorkDir> work;
+  std::unique_ptr<interop::NetnsPair> net;
+  std::unique_ptr<interop::Charon> init, resp;  // connections b<i> / children c<i> on the initiator
+  CharonBenchResult result;                     // the establishment figures
+};
+absl::StatusOr<std::unique_ptr<CharonPairRun>> EstablishCharonPair(const CharonBenchOptions& options);
+
+struct IkePeerPairRun {
+  std::unique_ptr<interop::WorkDir> work;
+  std::unique_ptr<interop::NetnsPair> net;
+  std::unique_ptr<interop::IkePeer> init, resp;  // tunnels b<i> on the initiator
+  CharonBenchResult result;
+};
+absl::StatusOr<std::unique_ptr<IkePeerPairRun>> EstablishIkePeerPair(const CharonBenchOptions& options,
+                                                                     const std::string& binary);
+
+// User+system CPU of a whole process (all threads), in milliseconds.
+absl::StatusOr<double> CpuMs(pid_t pid);
 
 }  // namespace ipfleet::bench

@@ -287,6 +287,15 @@ int main(int argc, char** argv) {
   }
   int one = 1;
   setsockopt(net.fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  // A burst of requests (hundreds of rekeys or initiations at once) overflowed the default receive buffer
+  // (~208 KiB of small-datagram truesize) while this single loop was busy, and the lost requests waited for
+  // a retransmission: 4 MiB, forced when root (rmem_max caps the plain option).
+  auto grow_rcvbuf = [](int fd) {
+    int size = 4 << 20;
+    if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof size) < 0)
+      setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
+  };
+  grow_rcvbuf(net.fd);
   ike::Endpoint bound{*cfg->listen, cfg->port};
   sockaddr_storage ss{};
   socklen_t sl = UdpNetwork::ToSockaddr(bound, ss);
@@ -302,6 +311,7 @@ int main(int argc, char** argv) {
     sockaddr_storage ns{};
     socklen_t nl = UdpNetwork::ToSockaddr(natt, ns);
     setsockopt(net.fd_natt, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    grow_rcvbuf(net.fd_natt);
     if (bind(net.fd_natt, reinterpret_cast<sockaddr*>(&ns), nl) < 0) {
       spdlog::warn("bind_failed addr={} errno=\"{}\" (NAT-T port unavailable)", natt.ToString(), strerror(errno));
       close(net.fd_natt);
@@ -313,7 +323,9 @@ int main(int argc, char** argv) {
   sigemptyset(&mask);
   // SIGRTMIN / SIGRTMIN+1: rekey every CHILD_SA / IKE_SA now (interop tests and bench/ike_rekey).
   const int kRekeyChildSig = SIGRTMIN, kRekeyIkeSig = SIGRTMIN + 1;
-  for (int s : {SIGTERM, SIGINT, SIGUSR1, SIGUSR2, kRekeyChildSig, kRekeyIkeSig}) sigaddset(&mask, s);
+  // SIGHUP: initiate every tunnel now, as --initiate does at start (bench/ike_rekey starts a mesh of
+  // processes at one instant this way).
+  for (int s : {SIGTERM, SIGINT, SIGUSR1, SIGUSR2, SIGHUP, kRekeyChildSig, kRekeyIkeSig}) sigaddset(&mask, s);
   sigprocmask(SIG_BLOCK, &mask, nullptr);
   int sfd = signalfd(-1, &mask, SFD_CLOEXEC);
 
@@ -408,6 +420,14 @@ int main(int argc, char** argv) {
               if (child && c.state == ike::ChildState::kInstalled) r.Update(engine->RekeyChild(c.id));
             if (!r.ok()) spdlog::warn("rekey_failed ike={} reason=\"{}\"", s.id, std::string(r.message()));
           }
+        }
+        if (si.ssi_signo == SIGHUP) {
+          // InitiateChildren, not Initiate: a tunnel a peer already brought up (we were its responder)
+          // keeps that IKE_SA instead of getting a second one that no collision rule would remove.
+          spdlog::info("control action=initiate_all");
+          for (const auto& p : cfg->ike.peers)
+            if (auto r = engine->InitiateChildren(p.name); !r.ok())
+              spdlog::error("initiate_failed tunnel={} reason=\"{}\"", p.name, std::string(r.message()));
         }
         if (si.ssi_signo == SIGUSR2) {
           spdlog::info("control action=delete_child_sas");
