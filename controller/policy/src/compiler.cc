@@ -7,6 +7,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include <absl/container/flat_hash_map.h>
 #include <absl/container/flat_hash_set.h>
 
 #include <absl/strings/str_cat.h>
@@ -72,6 +73,7 @@ class Compiler {
   Compiler(const InventorySnapshot& snap, KeySource& keys) : snap_(snap), keys_(keys) {}
 
   absl::StatusOr<CompileResult> Run() {
+    hosts_.reserve(snap_.hosts.size());
     IPFLEET_RETURN_IF_ERROR(Index());
     IPFLEET_ASSIGN_OR_RETURN(bypass_, internal::BuildBypass(snap_, controller_));
     for (const auto& [name, view] : hosts_) {
@@ -180,9 +182,11 @@ class Compiler {
     } else {
       end.selectors = {end.outer};
     }
-    std::sort(end.selectors.begin(), end.selectors.end(),
-              [](const Prefix& x, const Prefix& y) { return x.ToString() < y.ToString(); });
-    end.selectors.erase(std::unique(end.selectors.begin(), end.selectors.end()), end.selectors.end());
+    if (end.selectors.size() > 1) {  // the comparator formats both sides: skip the common single selector
+      std::sort(end.selectors.begin(), end.selectors.end(),
+                [](const Prefix& x, const Prefix& y) { return x.ToString() < y.ToString(); });
+      end.selectors.erase(std::unique(end.selectors.begin(), end.selectors.end()), end.selectors.end());
+    }
     return end;
   }
 
@@ -227,8 +231,10 @@ class Compiler {
     }
   }
 
-  absl::Status CompileTunnel(const Tunnel& in) {
-    Tunnel t = in;
+  absl::Status CompileTunnel(const Tunnel& t) {
+    // The ends in canonical orientation (set below); pointers, not a copy of the whole tunnel.
+    const TunnelEnd* end_a = &t.a;
+    const TunnelEnd* end_b = &t.b;
     auto known = [&](const TunnelEnd& e) { return e.external ? peers_.count(e.name) > 0 : hosts_.count(e.name) > 0; };
     for (const TunnelEnd* e : {&t.a, &t.b}) {
       if (!known(*e)) {
@@ -243,7 +249,9 @@ class Compiler {
       return absl::InvalidArgumentError(absl::StrCat("tunnel \"", t.name, "\": both ends are ", t.a.name));
     }
     // Canonical orientation: a is a host, and the lower-named one when both are.
-    if (t.a.external || (!t.b.external && t.b.name < t.a.name)) std::swap(t.a, t.b);
+    if (t.a.external || (!t.b.external && t.b.name < t.a.name)) std::swap(end_a, end_b);
+    const TunnelEnd& ta = *end_a;
+    const TunnelEnd& tb = *end_b;
 
     auto prop_it = snap_.proposals.find(t.proposal);
     if (prop_it == snap_.proposals.end()) {
@@ -252,12 +260,12 @@ class Compiler {
     }
     const v1::Proposal& proposal = prop_it->second;
 
-    if (t.auth == v1::AUTH_METHOD_STATIC && t.b.external) {
+    if (t.auth == v1::AUTH_METHOD_STATIC && tb.external) {
       return absl::InvalidArgumentError(
           absl::StrCat("tunnel \"", t.name, "\": static keys need ipfleet hosts at both ends"));
     }
     if (t.auth == v1::AUTH_METHOD_PSK) {
-      if (!t.b.external || peers_.at(t.b.name).peer->psk.empty()) {
+      if (!tb.external || peers_.at(tb.name).peer->psk.empty()) {
         return absl::InvalidArgumentError(
             absl::StrCat("tunnel \"", t.name, "\": PSK is only for external peers that have a psk set"));
       }
@@ -267,10 +275,10 @@ class Compiler {
     if (t.family == "ipv4") family = AF_INET;
     else if (t.family == "ipv6") family = AF_INET6;
     else if (!t.family.empty()) return absl::InvalidArgumentError(absl::StrCat("tunnel \"", t.name, "\": bad family"));
-    else family = (!Outer(t.a, AF_INET).empty() && !Outer(t.b, AF_INET).empty()) ? AF_INET : AF_INET6;
+    else family = (!Outer(ta, AF_INET).empty() && !Outer(tb, AF_INET).empty()) ? AF_INET : AF_INET6;
 
-    IPFLEET_ASSIGN_OR_RETURN(End a, Resolve(t, t.a, family));
-    IPFLEET_ASSIGN_OR_RETURN(End b, Resolve(t, t.b, family));
+    IPFLEET_ASSIGN_OR_RETURN(End a, Resolve(t, ta, family));
+    IPFLEET_ASSIGN_OR_RETURN(End b, Resolve(t, tb, family));
     IPFLEET_RETURN_IF_ERROR(CheckControllerPath(t, a, b));
     if (!b.external) IPFLEET_RETURN_IF_ERROR(CheckControllerPath(t, b, a));
     IPFLEET_ASSIGN_OR_RETURN(uint32_t reqid, AssignReqid(t.name));
@@ -298,7 +306,7 @@ class Compiler {
       FillEndpoint(remote, spec.mutable_remote());
       *spec.mutable_proposal() = proposal;
       spec.set_auth(t.auth);
-      if (t.auth == v1::AUTH_METHOD_PSK) spec.set_psk(peers_.at(t.b.name).peer->psk);
+      if (t.auth == v1::AUTH_METHOD_PSK) spec.set_psk(peers_.at(tb.name).peer->psk);
       *spec.mutable_dpd() = t.dpd;
       spec.set_start_action(t.start_action);
       if (material) {
@@ -319,8 +327,10 @@ class Compiler {
 
   const InventorySnapshot& snap_;
   KeySource& keys_;
-  std::map<std::string, HostView> hosts_;
-  std::map<std::string, PeerView> peers_;
+  // Hashed, not ordered: looked up ~10 times per tunnel (45,000 tunnels at 10,000 hosts); nothing
+  // depends on their order (bundles are a std::map, tunnels are sorted).
+  absl::flat_hash_map<std::string, HostView> hosts_;
+  absl::flat_hash_map<std::string, PeerView> peers_;
   ControllerPath controller_;
   std::string controller_text_;
   std::vector<v1::BypassRule> bypass_;
