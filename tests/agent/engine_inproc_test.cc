@@ -88,7 +88,11 @@ TEST(EngineInprocTest, TwoAdaptersNegotiateFlushAndDelete) {
   absl::Status sb = b.AddConnection(tb, o);
   if (absl::IsUnavailable(sb)) GTEST_SKIP() << "cannot bind: " << sb;
   ASSERT_TRUE(sb.ok()) << sb;
+  // Inside a batch (a bundle's apply) the connection is only recorded; EndBatch loads and starts it.
+  a.BeginBatch();
   ASSERT_TRUE(a.AddConnection(ta, o).ok());
+  EXPECT_FALSE(a.Query("a--b").has_value()) << "initiated before the batch ended";
+  ASSERT_TRUE(a.EndBatch().ok());
 
   ASSERT_TRUE(WaitFor([&] { return Installed(a) && Installed(b); })) << "tunnel did not come up";
   auto ca1 = *Installed(a);

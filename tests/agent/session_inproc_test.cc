@@ -194,7 +194,7 @@ TEST_F(SessionInprocTest, CommandExecutedOnceAcrossDroppedStream) {
     EXPECT_EQ(again->command_result().id(), 42u);
   }
   EXPECT_GE(controller_.sessions(), 3);
-  EXPECT_EQ(std::count(ike_->log.begin(), ike_->log.end(), "delete_child:a--b"), 1) << "command ran twice";
+  EXPECT_EQ(std::count(ike_->log.begin(), ike_->log.end(), "rekey:a--b"), 1) << "command ran twice";
 }
 
 TEST_F(SessionInprocTest, ReconnectsAfterControllerRestartWithBackoff) {

@@ -56,6 +56,24 @@ size_t DigestOf(ByteView d) {
   return std::hash<std::string_view>{}(std::string_view(reinterpret_cast<const char*>(d.data()), d.size()));
 }
 
+// A peer's config as its runtime keeps it: the credential material is parsed once into the
+// shared Credentials, so no copy of it (the private key above all) stays per tunnel.
+PeerConfig WithoutCredentials(const PeerConfig& pc) {
+  PeerConfig c = pc;
+  c.psk.clear();
+  c.cert_pem.clear();
+  c.key_pem.clear();
+  c.ca_pems.clear();
+  c.crl_pems.clear();
+  return c;
+}
+
+bool AllReqidsExplicit(const PeerConfig& pc) {
+  for (const auto& c : pc.children)
+    if (c.reqid == 0) return false;  // allocated per load
+  return true;
+}
+
 class EngineImpl : public Engine, public Services {
  public:
   EngineImpl(Clock& c, Network& n, kernel::Xfrm& x) : clock_(c), net_(n), xfrm_(x) {}
@@ -131,15 +149,25 @@ class EngineImpl : public Engine, public Services {
   absl::Status Load(const IkeConfig& config) override {
     std::vector<std::shared_ptr<const PeerRuntime>> peers;
     uint32_t next_reqid = kernel::kOwnedReqidFirst + 1;
-    CredentialsCache creds_cache;  // tunnels with the same certificate, key, CA and CRL share one copy
+    // A tunnel whose config did not change keeps its parsed runtime, which its IKE_SAs already
+    // share: no re-parsing, and one runtime per tunnel however often the config is reloaded (the
+    // agent reloads for every tunnel it adds). Not with an allocated reqid, which is per load.
+    std::map<std::string, std::shared_ptr<const PeerRuntime>> unchanged;
+    for (const auto& p : peers_) unchanged.emplace(p->cfg.name, p);
     for (const auto& pc : config.peers) {
-      auto rt = std::make_shared<PeerRuntime>();
-      rt->cfg = pc;
       auto fail = [&](const absl::Status& s) {
         return absl::Status(s.code(), absl::StrCat("tunnel ", pc.name, ": ", s.message()));
       };
-      auto creds = creds_cache.Get(pc);
+      auto creds = creds_cache_.Get(pc);  // same certificate, key, CA and CRL: one shared copy
       if (!creds.ok()) return fail(creds.status());
+      PeerConfig cfg = WithoutCredentials(pc);
+      if (auto it = unchanged.find(pc.name); it != unchanged.end() && it->second->creds == *creds &&
+                                             it->second->cfg == cfg && AllReqidsExplicit(pc)) {
+        peers.push_back(it->second);
+        continue;
+      }
+      auto rt = std::make_shared<PeerRuntime>();
+      rt->cfg = std::move(cfg);
       rt->creds = *creds;
       if (pc.ike_proposals.empty()) return fail(absl::InvalidArgumentError("no IKE proposals"));
       for (const auto& s : pc.ike_proposals) {
@@ -175,7 +203,9 @@ class EngineImpl : public Engine, public Services {
       peers.push_back(std::move(rt));
     }
     peers_ = std::move(peers);
+    creds_cache_.Prune();
     config_ = config;
+    config_.peers = {};  // the settings only: the peers live in peers_
     if (absl::Status s = RefreshTraps(); !s.ok()) return s;
     for (const auto& p : peers_) {
       bool start = false;
@@ -406,10 +436,14 @@ class EngineImpl : public Engine, public Services {
     return ids.size();
   }
 
-  std::vector<IkeSaInfo> ListSas() const override {
+  std::vector<IkeSaInfo> ListSas() const override { return ListSas(std::string()); }
+
+  // Empty `tunnel`: every tunnel's. Filtering first: the agent queries each tunnel every tick.
+  std::vector<IkeSaInfo> ListSas(const std::string& tunnel) const override {
     std::vector<IkeSaInfo> out;
     TimePoint t = now();
     for (const auto& [id, sa] : sas_) {
+      if (!tunnel.empty() && sa->peer->cfg.name != tunnel) continue;
       IkeSaInfo i;
       i.id = id;
       i.tunnel = sa->peer->cfg.name;
@@ -912,6 +946,7 @@ class EngineImpl : public Engine, public Services {
   IkeConfig config_;
   std::vector<std::shared_ptr<const PeerRuntime>> peers_;
   std::map<kernel::PolicyId, kernel::PolicyParams> traps_;  // trap policies of the current config
+  CredentialsCache creds_cache_;
   std::map<uint64_t, std::unique_ptr<IkeSa>> sas_;
   std::map<uint64_t, uint64_t> by_spi_;  // our SPI -> IKE_SA id
   std::map<std::pair<uint64_t, Endpoint>, uint64_t> half_open_;

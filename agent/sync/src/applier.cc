@@ -82,6 +82,17 @@ absl::Status Applier::RemoveStatic(const TunnelConfig& t) {
   return first;
 }
 
+void Applier::EndIkeBatch(const DesiredState& next, ApplyOutcome& out) {
+  absl::Status s = ike_.EndBatch();
+  if (s.ok()) return;
+  spdlog::warn("event=ike_load_failed error=\"{}\"", std::string(s.message()));
+  // Every added or changed IKE tunnel shares the failed load.
+  for (auto& o : out.tunnels) {
+    const TunnelConfig* t = Find(next.tunnels, o.tunnel);
+    if (t && !IsStatic(*t) && o.change != TunnelOutcome::Change::kUnchanged && o.status.ok()) o.status = s;
+  }
+}
+
 ApplyOutcome Applier::Apply(const DesiredState& next) {
   ApplyOutcome out;
   const uint32_t priority = ProtectingPriority(next.bypass);
@@ -103,7 +114,9 @@ ApplyOutcome Applier::Apply(const DesiredState& next) {
   }
 
   const ConnectionOptions opts = Options(next);
-  // 3. Added and changed tunnels, bringing the new up before the old goes.
+  // 3. Added and changed tunnels, bringing the new up before the old goes (IKE config changes are
+  // batched: the engine loads the new config once, after step 4).
+  ike_.BeginBatch();
   for (const auto& t : next.tunnels) {
     const TunnelConfig* old = has_state_ ? Find(current_.tunnels, t.name) : nullptr;
     TunnelOutcome o{t.name, TunnelOutcome::Change::kUnchanged, absl::OkStatus()};
@@ -165,6 +178,7 @@ ApplyOutcome Applier::Apply(const DesiredState& next) {
       out.tunnels.push_back(std::move(o));
     }
   }
+  EndIkeBatch(next, out);
 
   // 5. Bypass rules that are no longer wanted, last.
   auto new_ids = BypassIds(next.bypass);
@@ -212,11 +226,13 @@ ApplyOutcome Applier::Restore(const DesiredState& state) {
                rep->sas_added, rep->sas_removed, rep->policies_added, rep->policies_removed);
   (void)ike_.SetTrust(state.ca_chain_pem, state.crl_pem);
   const ConnectionOptions opts = Options(state);
+  ike_.BeginBatch();
   for (const auto& t : state.tunnels) {
     TunnelOutcome o{t.name, TunnelOutcome::Change::kAdded, absl::OkStatus()};
     if (!IsStatic(t)) o.status = ike_.AddConnection(t, opts);
     out.tunnels.push_back(std::move(o));
   }
+  EndIkeBatch(state, out);
   current_ = state;
   has_state_ = true;
   priority_ = priority;

@@ -261,7 +261,7 @@ absl::Status EngineAdapter::ReloadLocked() {
   cfg.retransmit_tries = 3;
   HostCredentials creds = credentials_();
   for (const auto& [name, c] : conns_) {
-    IPFLEET_ASSIGN_OR_RETURN(auto p, ToPeerConfig(c.tunnel, c.options, creds));
+    IPFLEET_ASSIGN_OR_RETURN(auto p, ToPeerConfig(c.tunnel, *c.options, creds));
     cfg.peers.push_back(std::move(p));
   }
   return engine_->Load(cfg);
@@ -270,30 +270,52 @@ absl::Status EngineAdapter::ReloadLocked() {
 absl::Status EngineAdapter::AddConnection(const TunnelConfig& t, const ConnectionOptions& o) {
   std::lock_guard lock(mu_);
   IPFLEET_RETURN_IF_ERROR(EnsureSocketLocked(ToKernel(t.local_address)));
-  conns_[t.name] = Conn{t, o};
+  conns_[t.name] = Conn{t, InternLocked(o)};
+  return LoadAndStartLocked(t.name, t.start == StartKind::kStart && t.initiator);
+}
+
+absl::Status EngineAdapter::LoadAndStartLocked(const std::string& tunnel, bool start) {
+  if (batching_) {
+    if (start) batch_initiate_.push_back(tunnel);
+    return absl::OkStatus();
+  }
   IPFLEET_RETURN_IF_ERROR(ReloadLocked());
-  if (t.start == StartKind::kStart && t.initiator) {
-    auto id = engine_->Initiate(t.name);
+  if (start) {
+    auto id = engine_->Initiate(tunnel);
     if (!id.ok()) return id.status();
   }
   return absl::OkStatus();
 }
 
+void EngineAdapter::BeginBatch() {
+  std::lock_guard lock(mu_);
+  batching_ = true;
+}
+
+absl::Status EngineAdapter::EndBatch() {
+  std::lock_guard lock(mu_);
+  batching_ = false;
+  std::vector<std::string> start;
+  start.swap(batch_initiate_);
+  IPFLEET_RETURN_IF_ERROR(ReloadLocked());
+  absl::Status first;
+  for (const auto& name : start) {
+    auto id = engine_->Initiate(name);
+    if (!id.ok() && first.ok()) first = absl::Status(id.status().code(), absl::StrCat(name, ": ", id.status().message()));
+  }
+  return first;
+}
+
 absl::Status EngineAdapter::ReplaceConnection(const TunnelConfig& t, const ConnectionOptions& o) {
   std::lock_guard lock(mu_);
   IPFLEET_RETURN_IF_ERROR(EnsureSocketLocked(ToKernel(t.local_address)));
-  conns_[t.name] = Conn{t, o};
-  IPFLEET_RETURN_IF_ERROR(ReloadLocked());
+  conns_[t.name] = Conn{t, InternLocked(o)};
   // New SAs with the new config first; the old ones go once a newer child is installed.
-  for (const auto& sa : engine_->ListSas()) {
+  for (const auto& sa : engine_->ListSas(t.name)) {
     if (sa.tunnel != t.name) continue;
     retire_[t.name].insert(sa.id | (uint64_t{1} << 63));  // whole IKE_SA marker
   }
-  if (t.initiator && t.start != StartKind::kNone) {
-    auto id = engine_->Initiate(t.name);
-    if (!id.ok()) return id.status();
-  }
-  return absl::OkStatus();
+  return LoadAndStartLocked(t.name, t.initiator && t.start != StartKind::kNone);
 }
 
 absl::Status EngineAdapter::RemoveConnection(const std::string& tunnel) {
@@ -302,7 +324,8 @@ absl::Status EngineAdapter::RemoveConnection(const std::string& tunnel) {
   conns_.erase(tunnel);
   retire_.erase(tunnel);
   reauth_.erase(tunnel);
-  return ReloadLocked();
+  std::erase(batch_initiate_, tunnel);
+  return batching_ ? absl::OkStatus() : ReloadLocked();
 }
 
 absl::Status EngineAdapter::Initiate(const std::string& tunnel) {
@@ -314,8 +337,7 @@ absl::Status EngineAdapter::Initiate(const std::string& tunnel) {
 
 absl::Status EngineAdapter::DeleteChildSas(const std::string& tunnel, uint32_t spi_in) {
   std::lock_guard lock(mu_);
-  for (const auto& sa : engine_->ListSas()) {
-    if (sa.tunnel != tunnel) continue;
+  for (const auto& sa : engine_->ListSas(tunnel)) {
     for (const auto& c : sa.children) {
       if (spi_in == 0 || c.spi_in == spi_in) IPFLEET_RETURN_IF_ERROR(engine_->DeleteChild(c.id));
     }
@@ -335,8 +357,8 @@ absl::Status EngineAdapter::Rekey(const std::string& tunnel) {
   // engine); a tunnel with none gets its CHILD_SAs negotiated instead.
   std::lock_guard lock(mu_);
   size_t rekeyed = 0;
-  for (const auto& sa : engine_->ListSas()) {
-    if (sa.tunnel != tunnel || sa.state != ike::IkeState::kEstablished) continue;
+  for (const auto& sa : engine_->ListSas(tunnel)) {
+    if (sa.state != ike::IkeState::kEstablished) continue;
     for (const auto& c : sa.children) {
       if (c.state != ike::ChildState::kInstalled) continue;
       // FailedPrecondition: a rekey of this child is already under way, which is what we want.
@@ -446,8 +468,7 @@ std::optional<IkeSaView> EngineAdapter::Query(const std::string& tunnel) {
   std::lock_guard lock(mu_);
   const int64_t now = NowUnix();
   std::optional<IkeSaView> best;
-  for (const auto& sa : engine_->ListSas()) {
-    if (sa.tunnel != tunnel) continue;
+  for (const auto& sa : engine_->ListSas(tunnel)) {
     IkeSaView v;
     v.spi_i = sa.spi_i;
     v.spi_r = sa.spi_r;
@@ -513,10 +534,18 @@ absl::Status EngineAdapter::SetTrust(const std::vector<std::string>& chain, cons
   ca_chain_ = chain;
   crl_ = crl;
   for (auto& [n, c] : conns_) {
-    c.options.ca_chain_pem = chain;
-    c.options.crl_pem = crl;
+    ConnectionOptions o = *c.options;
+    o.ca_chain_pem = chain;
+    o.crl_pem = crl;
+    c.options = InternLocked(o);
   }
   return ReloadLocked();
+}
+
+std::shared_ptr<const ConnectionOptions> EngineAdapter::InternLocked(const ConnectionOptions& o) {
+  for (const auto& [n, c] : conns_)
+    if (c.options && *c.options == o) return c.options;
+  return std::make_shared<const ConnectionOptions>(o);
 }
 
 void EngineAdapter::Loop() {

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <chrono>
+#include <array>
 #include <map>
 #include <memory>
 #include <vector>
@@ -40,13 +41,24 @@ struct Credentials {
 
 // Tunnels of one host nearly always share their certificate, key, CA and CRL: one parsed Credentials
 // (and so one verified-chain cache) per distinct set, instead of one per tunnel, saves memory and load
-// time and lets every tunnel to a peer reuse that peer's verified chain. Lives for one Engine::Load.
+// time and lets every tunnel to a peer reuse that peer's verified chain. The engine keeps one across
+// loads: the agent reloads its whole config for every tunnel it adds, and each IKE_SA keeps the
+// config it was made with, so a per-load cache would leave one parsed set per IKE_SA.
 class CredentialsCache {
  public:
   absl::StatusOr<std::shared_ptr<Credentials>> Get(const PeerConfig& peer);
+  // Forgets the sets nothing else holds any more (call after a load).
+  void Prune();
+  size_t size() const { return by_inputs_.size(); }
 
  private:
+  absl::StatusOr<std::shared_ptr<Credentials>> Lookup(const PeerConfig& peer);
   std::map<std::string, std::shared_ptr<Credentials>> by_inputs_;  // key: SHA-256 of the inputs
+  // The previous call's inputs and result.
+  std::shared_ptr<Credentials> last_;
+  AuthKind last_auth_ = AuthKind::kPubkey;
+  std::array<std::string, 3> last_inputs_;  // psk, certificate, key
+  std::vector<std::string> last_cas_, last_crls_;
 };
 
 // The octets an AUTH payload signs or MACs (RFC 7296 2.15):

@@ -39,6 +39,7 @@ struct TsConfig {
   // "10.0.0.0/24", "2001:db8::/64", "10.0.0.1/32[tcp/80]", "10.0.0.0/8[17]".
   static absl::StatusOr<TsConfig> Parse(const std::string& text);
   std::string ToString() const;
+  bool operator==(const TsConfig&) const = default;
 };
 
 // Proposal strings as in docs/ike.md, e.g. "aes128gcm16-prfsha256-x25519" or "aes256-sha256".
@@ -64,6 +65,7 @@ struct ChildConfig {
   Duration life_time{0};
   uint64_t rekey_bytes = 0;
   uint64_t rekey_packets = 0;
+  bool operator==(const ChildConfig&) const = default;
 };
 
 struct PeerConfig {
@@ -87,6 +89,7 @@ struct PeerConfig {
   Duration ike_rekey_time{0};
   Duration ike_rand_time{0};
   std::vector<ChildConfig> children;
+  bool operator==(const PeerConfig&) const = default;
 };
 
 struct IkeConfig {

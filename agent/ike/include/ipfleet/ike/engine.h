@@ -136,6 +136,7 @@ class Engine {
 
   // State for health reporting.
   virtual std::vector<IkeSaInfo> ListSas() const = 0;
+  virtual std::vector<IkeSaInfo> ListSas(const std::string& tunnel) const = 0;  // that tunnel's only
   virtual EngineStats stats() const = 0;
   virtual void SetEventCallback(std::function<void(const Event&)> cb) = 0;
 };

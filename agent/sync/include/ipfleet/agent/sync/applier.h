@@ -47,6 +47,8 @@ class Applier {
   uint32_t priority() const { return priority_; }
 
  private:
+  // Ends the IKE batch that Apply/Restore began; a failed load marks the IKE tunnels it added or changed.
+  void EndIkeBatch(const DesiredState& next, ApplyOutcome& out);
   absl::Status InstallBypass(const std::vector<BypassConfig>& rules, std::vector<kernel::PolicyId>* added);
   ConnectionOptions Options(const DesiredState& s) const;
 

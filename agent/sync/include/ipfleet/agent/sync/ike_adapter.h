@@ -12,6 +12,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "ipfleet/agent/sync/ike_seam.h"
 #include "ipfleet/ike/engine.h"
@@ -39,6 +40,8 @@ class EngineAdapter : public IkeSeam {
   absl::Status AddConnection(const TunnelConfig& tunnel, const ConnectionOptions& options) override;
   absl::Status ReplaceConnection(const TunnelConfig& tunnel, const ConnectionOptions& options) override;
   absl::Status RemoveConnection(const std::string& tunnel) override;
+  void BeginBatch() override;
+  absl::Status EndBatch() override;
   absl::Status Initiate(const std::string& tunnel) override;
   absl::Status DeleteChildSas(const std::string& tunnel, uint32_t spi_in) override;
   absl::Status DeleteIkeSa(const std::string& tunnel) override;
@@ -50,9 +53,13 @@ class EngineAdapter : public IkeSeam {
   class UdpNetwork;
   struct Conn {
     TunnelConfig tunnel;
-    ConnectionOptions options;
+    // Shared by every connection with equal options (the bundle's CA chain and CRL, once).
+    std::shared_ptr<const ConnectionOptions> options;
   };
+  std::shared_ptr<const ConnectionOptions> InternLocked(const ConnectionOptions& o);
   absl::Status ReloadLocked();
+  // Reloads and initiates `tunnel` if `start` — or, inside a batch, leaves both to EndBatch.
+  absl::Status LoadAndStartLocked(const std::string& tunnel, bool start);
   absl::Status EnsureSocketLocked(const kernel::IpAddress& addr);
   void Loop();
   void OnEvent(const ike::Event& e);
@@ -72,6 +79,8 @@ class EngineAdapter : public IkeSeam {
   std::string crl_;
   std::map<std::string, std::string> last_error_;
   std::set<std::string> liveness_failed_;
+  bool batching_ = false;                    // between BeginBatch and EndBatch
+  std::vector<std::string> batch_initiate_;  // tunnels to start at EndBatch
   // Make-before-break: children to delete once the tunnel has a newer installed child.
   std::map<std::string, std::set<uint64_t>> retire_;
   // Re-authentication after a CRL change: the engine checks revocation only while authenticating,

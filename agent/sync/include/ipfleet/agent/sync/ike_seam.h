@@ -52,6 +52,7 @@ struct ConnectionOptions {
   // PEM trust for the engine's certificate checks, from the bundle.
   std::vector<std::string> ca_chain_pem;
   std::string crl_pem;
+  bool operator==(const ConnectionOptions&) const = default;
 };
 
 class IkeSeam {
@@ -60,6 +61,11 @@ class IkeSeam {
   virtual absl::Status AddConnection(const TunnelConfig& tunnel, const ConnectionOptions& options) = 0;
   virtual absl::Status ReplaceConnection(const TunnelConfig& tunnel, const ConnectionOptions& options) = 0;
   virtual absl::Status RemoveConnection(const std::string& tunnel) = 0;
+  // A bundle's worth of connection changes: between BeginBatch and EndBatch the calls above only
+  // record; EndBatch loads the resulting config once and starts what they start (one load for a
+  // bundle of N tunnels instead of N loads of up to N tunnels each).
+  virtual void BeginBatch() {}
+  virtual absl::Status EndBatch() { return absl::OkStatus(); }
   // Starts negotiation now (IKE_SA if missing, else a CHILD_SA).
   virtual absl::Status Initiate(const std::string& tunnel) = 0;
   // Deletes the tunnel's CHILD_SAs (or one of them by inbound SPI when spi_in != 0), telling the peer.
