@@ -182,5 +182,48 @@ TEST_F(NatTest, ResponderFollowsNewMappingOnlyOnAuthenticatedMessages) {
   EXPECT_EQ(a.Count(EventType::kLivenessFailed) + b.Count(EventType::kLivenessFailed), 0);
 }
 
+// The kernel side of a re-map: B's ESP SAs (fake kernel) must encapsulate to and accept from A's new public
+// port, not only its IKE_SA (RFC 3948; otherwise ESP keeps going to the dead mapping).
+TEST_F(NatTest, EspEncapsulationFollowsReMappedPort) {
+  Load(true, Duration{10000});
+  ASSERT_TRUE(a.engine->Initiate("t").ok());
+  ASSERT_TRUE(BothUp());
+  // B's view of A's port per direction: outbound SAs go to it, inbound SAs come from it.
+  auto ports = [&] {
+    std::vector<std::pair<bool, uint16_t>> out;  // (inbound, A's port)
+    auto sas = b.xfrm.DumpSas();  // held: a range-for over *temporary would dangle
+    for (const auto& st : *sas) {
+      if (!st.params.encap) continue;
+      bool inbound = st.params.dst == kB;
+      out.push_back({inbound, inbound ? st.params.encap->src_port : st.params.encap->dst_port});
+    }
+    return out;
+  };
+  const uint16_t before = b.engine->ListSas().at(0).remote.port;
+  ASSERT_EQ(ports().size(), 2u);
+  for (const auto& [inbound, port] : ports()) EXPECT_EQ(port, before) << (inbound ? "in" : "out");
+
+  nat.Remap();
+  ASSERT_TRUE(net.RunUntil([&] { return nat.PublicPortOf(4500) != 0; }, Duration{30000}));
+  const uint16_t after = nat.PublicPortOf(4500);
+  ASSERT_NE(after, before);
+  ASSERT_TRUE(net.RunUntil([&] { return b.engine->ListSas().at(0).remote.port == after; }, Duration{5000}));
+  ASSERT_EQ(ports().size(), 2u);
+  for (const auto& [inbound, port] : ports()) EXPECT_EQ(port, after) << (inbound ? "in" : "out");
+  // The SAs were updated in place: same SPIs, keys intact (the fake kernel keeps what UpdateSa gave it).
+  auto b_sas = b.xfrm.DumpSas();
+  for (const auto& st : *b_sas) {
+    ASSERT_TRUE(st.params.aead.has_value());
+    EXPECT_EQ(st.params.aead->key.size(), 20u);  // AES-GCM-128 key + 4-byte salt
+    EXPECT_NE(st.params.aead->key, Bytes(20, 0));
+  }
+  // A (behind the NAT) keeps its own ports.
+  auto a_sas = a.xfrm.DumpSas();
+  for (const auto& st : *a_sas) {
+    if (!st.params.encap) continue;
+    EXPECT_EQ(*st.params.encap, (kernel::NatTEncap{4500, 4500}));
+  }
+}
+
 }  // namespace
 }  // namespace ipfleet::ike::natfrag_test

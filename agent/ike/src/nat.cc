@@ -72,7 +72,7 @@ bool FollowPeer(IkeSa& sa, const Endpoint& local, const Endpoint& remote, bool r
   const Endpoint old_local = sa.local, old_remote = sa.remote;
   sa.remote = remote;
   sa.local = local;
-  if (sa.local.port == 1) FollowPeerEsp(sa, old_local, old_remote);
+  FollowPeerEsp(sa, old_local, old_remote);
   return true;
 }
 
