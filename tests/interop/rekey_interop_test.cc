@@ -161,6 +161,22 @@ class RekeyInterop : public EngineInterop {
         << table << ": not both ways seen" << ours_->LogTail(20);
   }
 
+  // Both ends rekey the same SA (the CHILD_SA, or the IKE_SA) with the requests crossing (CrossRequests), then
+  // exactly one pair must be left on both sides, with new SPIs, and stay so.
+  void RekeyBothAtOnce(bool ike, bool late_response) {
+    Up();
+    if (HasFatalFailure()) return;
+    HoldIke();
+    if (HasFatalFailure()) return;
+    ASSERT_OK(ours_->Signal(ike ? SIGRTMIN + 1 : SIGRTMIN));
+    ASSERT_OK(charon_->Swanctl({"--rekey", ike ? "--ike" : "--child", ike ? "t" : "c"}));
+    CrossRequests(late_response);
+    if (HasFatalFailure()) return;
+    WaitAgreed([&](const IkeSaView& n) { return ike ? IkeChanged(n) : ChildChanged(n); }, 15s);
+    if (HasFatalFailure()) return;
+    ExpectStaysOnePair(1500ms);
+  }
+
   Suite suite_ = kGcm;
   IkeSaView before_, after_;
 };
@@ -218,17 +234,8 @@ TEST_F(RekeyInterop, IkeRekeyByCharon) {
 // Both ends rekey the CHILD_SA at once; 2.8.1: the exchange with the lowest nonce is redundant. Exactly one
 // CHILD_SA pair is left, and both sides saw the collision.
 TEST_F(RekeyInterop, SimultaneousChildRekey) {
-  Up();
+  RekeyBothAtOnce(/*ike=*/false, /*late_response=*/false);
   if (HasFatalFailure()) return;
-  HoldIke();
-  if (HasFatalFailure()) return;
-  ASSERT_OK(ours_->Signal(SIGRTMIN));
-  ASSERT_OK(charon_->Swanctl({"--rekey", "--child", "c"}));
-  CrossRequests();
-  if (HasFatalFailure()) return;
-  WaitAgreed([&](const IkeSaView& n) { return ChildChanged(n); }, 15s);
-  if (HasFatalFailure()) return;
-  ExpectStaysOnePair(1500ms);
   std::string log = ours_->Log();
   EXPECT_TRUE(absl::StrContains(log, "collision=won") || absl::StrContains(log, "collision=lost")) << ours_->LogTail();
   EXPECT_TRUE(absl::StrContains(charon_->Log(), "CHILD_SA rekey collision")) << charon_->LogLines({"rekey"});
@@ -237,33 +244,12 @@ TEST_F(RekeyInterop, SimultaneousChildRekey) {
 // As above, but our response comes late: charon wins, deletes the old CHILD_SA, and only then does our
 // response arrive. Our exchange is still the redundant one (2.8.1) and must be deleted by us, although the
 // old child it would be compared through is gone by then.
-TEST_F(RekeyInterop, SimultaneousChildRekeyLateResponse) {
-  Up();
-  if (HasFatalFailure()) return;
-  HoldIke();
-  if (HasFatalFailure()) return;
-  ASSERT_OK(ours_->Signal(SIGRTMIN));
-  ASSERT_OK(charon_->Swanctl({"--rekey", "--child", "c"}));
-  CrossRequests(/*late_response=*/true);
-  if (HasFatalFailure()) return;
-  WaitAgreed([&](const IkeSaView& n) { return ChildChanged(n); }, 15s);
-  if (HasFatalFailure()) return;
-  ExpectStaysOnePair(1500ms);
-}
+TEST_F(RekeyInterop, SimultaneousChildRekeyLateResponse) { RekeyBothAtOnce(false, /*late_response=*/true); }
 
 // Both ends rekey the IKE_SA at once: one IKE_SA is left, carrying the CHILD_SA.
 TEST_F(RekeyInterop, SimultaneousIkeRekey) {
-  Up();
+  RekeyBothAtOnce(/*ike=*/true, false);
   if (HasFatalFailure()) return;
-  HoldIke();
-  if (HasFatalFailure()) return;
-  ASSERT_OK(ours_->Signal(SIGRTMIN + 1));
-  ASSERT_OK(charon_->Swanctl({"--rekey", "--ike", "t"}));
-  CrossRequests();
-  if (HasFatalFailure()) return;
-  WaitAgreed([&](const IkeSaView& n) { return IkeChanged(n); }, 15s);
-  if (HasFatalFailure()) return;
-  ExpectStaysOnePair(1500ms);
   std::string log = ours_->Log();
   EXPECT_TRUE(absl::StrContains(log, "collision=won") || absl::StrContains(log, "collision=lost")) << ours_->LogTail();
   EXPECT_TRUE(absl::StrContains(charon_->Log(), "IKE_SA rekey collision")) << charon_->LogLines({"rekey"});
