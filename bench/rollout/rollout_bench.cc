@@ -38,6 +38,7 @@
 #include "ipfleet/rollout/module.h"
 #include "ipfleet/v1/admin_service.grpc.pb.h"
 #include "ipfleet/v1/agent_service.grpc.pb.h"
+#include "free_port.h"  // tests/controller_rollout
 
 namespace ipfleet::bench {
 namespace {
@@ -110,7 +111,9 @@ int RunCompile(int hosts, int group) {
   }
   policy::DeterministicKeySource keys(1);
   auto t0 = Clock::now();
+  const double cpu0 = CpuSeconds();  // CPU time too: the wall time swings with others' builds here
   auto r = policy::Compile(s, keys);
+  const double cpu = CpuSeconds() - cpu0;
   auto t1 = Clock::now();
   if (!r.ok()) {
     std::fprintf(stderr, "compile failed: %s\n", std::string(r.status().message()).c_str());
@@ -131,8 +134,8 @@ int RunCompile(int hosts, int group) {
   std::string hex;
   for (unsigned int i = 0; i < 8 && i < digest_len; ++i) hex += "0123456789abcdef"[digest[i] >> 4], hex += "0123456789abcdef"[digest[i] & 15];
   std::printf("compile hosts=%d tunnels=%zu bundles=%zu bundle_bytes_total=%zu bundles_sha256_prefix=%s seconds=%.3f "
-              "peak_rss_mib=%ld\n",
-              hosts, s.tunnels.size(), r->bundles.size(), bytes, hex.c_str(), Seconds(t0, t1), PeakRssMiB());
+              "cpu_seconds=%.3f peak_rss_mib=%ld load1=%.1f\n",
+              hosts, s.tunnels.size(), r->bundles.size(), bytes, hex.c_str(), Seconds(t0, t1), cpu, PeakRssMiB(), Load1());
   return 0;
 }
 
@@ -267,18 +270,6 @@ class SimAgent final : public grpc::ClientBidiReactor<v1::AgentMessage, v1::Cont
   }
 }
 
-int FreePort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
-  socklen_t len = sizeof(a);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
-
 int RunRollout(int hosts, int group, const std::string& workdir) {
   rlimit rl{};
   getrlimit(RLIMIT_NOFILE, &rl);
@@ -315,7 +306,7 @@ int RunRollout(int hosts, int group, const std::string& workdir) {
     certs.push_back(controller::Pki::ToRecord(*issued, req, "host"));
   }
   std::string ca_pem = (*pki)->CertificatePem();
-  int port = FreePort();
+  int port = testing::FreeLoopbackPort();
   std::string target = "127.0.0.1:" + std::to_string(port);
   int go[2];
   if (::pipe(go) != 0) return 1;

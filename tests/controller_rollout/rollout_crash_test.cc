@@ -12,6 +12,7 @@
 #include <random>
 
 #include "fake_agent.h"
+#include "free_port.h"
 #include "ipfleet/ca/authority.h"
 #include "ipfleet/v1/admin_service.grpc.pb.h"
 
@@ -19,18 +20,6 @@ namespace ipfleet::testing {
 namespace {
 
 namespace fs = std::filesystem;
-
-int FreePort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
-  socklen_t len = sizeof(a);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
 
 class CrashTest : public ::testing::Test {
  protected:
@@ -44,7 +33,7 @@ class CrashTest : public ::testing::Test {
     auto pki = ca::InitControllerPki(dir_, init);
     ASSERT_TRUE(pki.ok()) << pki.status();
     ca_pem_ = (*pki)->CertificatePem();
-    port_ = FreePort();
+    port_ = FreeLoopbackPort();
   }
   void TearDown() override {
     agents_.clear();
