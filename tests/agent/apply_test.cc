@@ -206,6 +206,25 @@ TEST_F(ApplyTest, LastGoodBundleReappliedAfterRestart) {
   EXPECT_TRUE(agent_->HandleBundle(pki_->Sign(StandardBundle(5))).applied());
 }
 
+// After a restart this host negotiates also where it is the responder: INITIAL_CONTACT tells the
+// peer to drop the SAs this host lost (where it initiates, adding the connection started it).
+TEST_F(ApplyTest, RestartNegotiatesWhereResponderToo) {
+  v1::PolicyBundle b = StandardBundle(4);
+  auto* responder = testing::AddTunnel(b, "a--r", "host-r", "192.0.2.10", "192.0.2.13", "198.51.100.10/32",
+                                       "198.51.100.13/32");
+  responder->set_initiator(false);
+  responder->set_reqid(0x1F000013);
+  ASSERT_TRUE(agent_->HandleBundle(pki_->Sign(b)).applied());
+  EXPECT_EQ(std::count(ike_->log.begin(), ike_->log.end(), "initiate:a--r"), 0) << "a first apply waits";
+  agent_.reset();
+  xfrm_ = std::make_unique<RecordingXfrm>();
+  ike_ = std::make_unique<FakeIke>(*xfrm_);
+  agent_ = NewAgent();
+  ASSERT_TRUE(agent_->Start().ok());
+  EXPECT_EQ(std::count(ike_->log.begin(), ike_->log.end(), "initiate:a--r"), 1);
+  EXPECT_EQ(std::count(ike_->log.begin(), ike_->log.end(), "initiate:a--b"), 0);
+}
+
 TEST_F(ApplyTest, RestartRemovesOwnedLeftoversButNotForeignState) {
   ASSERT_TRUE(agent_->HandleBundle(pki_->Sign(StandardBundle(4))).applied());
   // A foreign SA (someone else's reqid) and an owned leftover of the previous run.

@@ -376,9 +376,13 @@ check "revoke h4" ipf cert revoke h4 --reason keyCompromise
 ipf rollout start --wait --wave-timeout 20 >"$W/rollout-2.log" 2>&1
 new_bundles() { [ "$(host_field h2 bundle_version)" -ge 2 ] && [ "$(host_field h3 bundle_version)" -ge 2 ]; } 2>/dev/null
 check "rollout after revocation reached h2 and h3 (bundle version 2)" wait_for 30 new_bundles
-no_sa_with_h4() { [ -z "$(sa_spis "$1" h4)" ] && ! ip netns exec "$1" ip xfrm policy | grep -q "198.51.100.4/32"; }
-check "h4's SAs and policies gone on h2" wait_for 30 no_sa_with_h4 h2
-check "h4's SAs and policies gone on h3" wait_for 30 no_sa_with_h4 h3
+# The tunnels stay in the inventory; they are down: no SA, and the policies stay (fail-closed), so
+# traffic to h4 is dropped rather than sent in the clear.
+no_sa_with_h4() { [ -z "$(sa_spis "$1" h4)" ]; }
+check "h4's SAs gone on h2" wait_for 30 no_sa_with_h4 h2
+check "h4's SAs gone on h3" wait_for 30 no_sa_with_h4 h3
+h4_blocked() { ! pingable "$1" h4 && ip netns exec "$1" ip xfrm policy | grep -q "198.51.100.4/32"; }
+check "traffic h2 -> h4 dropped, not sent in the clear (policy kept, no SA)" h4_blocked h2
 no_sa_on_h4() { [ -z "$(sa_spis h4 h2)" ] && [ -z "$(sa_spis h4 h3)" ]; }
 check "h4's own SAs with h2 and h3 deleted (its peers told it)" wait_for 30 no_sa_on_h4
 h4_out() { [ "$(host_field h4 connected)" = false ]; }

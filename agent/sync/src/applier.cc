@@ -233,6 +233,15 @@ ApplyOutcome Applier::Restore(const DesiredState& state) {
     out.tunnels.push_back(std::move(o));
   }
   EndIkeBatch(state, out);
+  // After a restart our peers may still hold SAs with us that we lost. Negotiating from our side
+  // too, where we are the responder, sends them INITIAL_CONTACT (RFC 7296 2.4): they drop the old
+  // SAs at once instead of finding them stale seconds later. A simultaneous start by the peer
+  // settles to one IKE_SA in the engine.
+  for (const auto& t : state.tunnels) {
+    if (IsStatic(t) || t.initiator || t.start != StartKind::kStart) continue;
+    if (absl::Status s = ike_.Initiate(t.name); !s.ok())
+      spdlog::warn("event=restore_initiate_failed tunnel={} error=\"{}\"", t.name, std::string(s.message()));
+  }
   current_ = state;
   has_state_ = true;
   priority_ = priority;
