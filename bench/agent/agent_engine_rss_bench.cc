@@ -29,6 +29,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "proc_status.h"
 #include "ipfleet/agent/sync/agent.h"
 #include "ipfleet/agent/sync/ike_adapter.h"
 #include "ipfleet/agent/sync/translate.h"
@@ -44,15 +45,6 @@ namespace {
 
 using namespace ipfleet;
 namespace fs = std::filesystem;
-
-long StatusKb(const char* field) {
-  std::ifstream f("/proc/self/status");
-  std::string line;
-  while (std::getline(f, line)) {
-    if (line.rfind(field, 0) == 0) return std::atol(line.c_str() + std::strlen(field));
-  }
-  return -1;
-}
 
 // The kernel as seen from the agent process on a real host: it answers, and it keeps the SAs and
 // policies in kernel memory, not ours. Counts what it was given.
@@ -258,7 +250,7 @@ int main(int argc, char** argv) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
 
-  const long rss_start = StatusKb("VmRSS:");
+  const long rss_start = ProcStatusKb("VmRSS:");
   const auto t0 = std::chrono::steady_clock::now();
   int up = 0;
   long rss = 0, hwm = 0;
@@ -297,8 +289,8 @@ int main(int argc, char** argv) {
     for (int i = 0; i < 10; ++i) a.Tick();
     kernel_sas = kernel_mode == "fake" ? fake.sa_count() : outside.sa_count();
     kernel_policies = kernel_mode == "fake" ? fake.policy_count() : outside.policy_count();
-    rss = StatusKb("VmRSS:");
-    hwm = StatusKb("VmHWM:");
+    rss = ProcStatusKb("VmRSS:");
+    hwm = ProcStatusKb("VmHWM:");
     ike.Stop();
   }
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

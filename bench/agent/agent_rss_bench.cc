@@ -15,6 +15,7 @@
 #include <spdlog/spdlog.h>
 
 #include "../../tests/agent/fake_ike.h"
+#include "proc_status.h"
 #include "ipfleet/agent/sync/agent.h"
 #include "ipfleet/agent/sync/verifier.h"
 #include "ipfleet/ca/authority.h"
@@ -23,15 +24,6 @@
 #include "ipfleet/v1/types.pb.h"
 
 namespace {
-
-long StatusKb(const char* field) {
-  std::ifstream f("/proc/self/status");
-  std::string line;
-  while (std::getline(f, line)) {
-    if (line.rfind(field, 0) == 0) return std::atol(line.c_str() + std::strlen(field));
-  }
-  return -1;
-}
 
 class BenchClock : public ipfleet::agent::Clock {
  public:
@@ -85,7 +77,7 @@ int main(int argc, char** argv) {
   const std::string ca_pem = (*pki)->CertificatePem();
   b.Clear();
 
-  const long rss_start = StatusKb("VmRSS:");
+  const long rss_start = ProcStatusKb("VmRSS:");
   kernel::FakeXfrm xfrm;
   agent::testing::FakeIke ike(xfrm);
   BenchClock clock;
@@ -107,8 +99,8 @@ int main(int argc, char** argv) {
   auto rep = a.BuildHealth(true);
   int up = 0;
   for (const auto& t : rep.tunnels()) up += t.up();
-  const long rss = StatusKb("VmRSS:");
-  const long hwm = StatusKb("VmHWM:");
+  const long rss = ProcStatusKb("VmRSS:");
+  const long hwm = ProcStatusKb("VmHWM:");
   std::printf("tunnels=%d up=%d kernel_sas=%zu kernel_policies=%zu report_bytes=%zu\n", n, up, xfrm.sa_count(),
               xfrm.policy_count(), rep.ByteSizeLong());
   std::printf("rss_before_kb=%ld rss_kb=%ld peak_rss_kb=%ld agent_delta_kb=%ld\n", rss_start, rss, hwm, rss - rss_start);
