@@ -43,10 +43,7 @@ struct End {
   std::vector<Prefix> selectors;
 };
 
-std::string AddressOnly(const Prefix& p) {
-  std::string s = p.ToString();
-  return s.substr(0, s.find('/'));
-}
+std::string AddressOnly(const Prefix& p) { return p.AddressToString(); }
 
 absl::StatusOr<std::vector<Prefix>> ParseAll(const std::vector<std::string>& texts, absl::string_view what) {
   std::vector<Prefix> out;

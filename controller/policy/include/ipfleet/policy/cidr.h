@@ -18,6 +18,7 @@ struct Prefix {
 
   // Canonical text ("10.1.0.0/24", "2001:db8::/64"): the same prefix always prints the same.
   std::string ToString() const;
+  std::string AddressToString() const;  // the address alone ("10.1.0.0", "2001:db8::")
   bool Contains(const Prefix& other) const;  // other lies inside this (same family)
   bool Overlaps(const Prefix& other) const;
   bool IsV6() const;
