@@ -52,7 +52,28 @@ absl::StatusOr<policy::ControllerEndpoint> ControllerEndpointOf(const std::strin
   return ep;
 }
 
-absl::StatusOr<std::shared_ptr<const policy::CompileResult>> BundleFactory::Compiled(uint64_t generation) {
+CompiledGeneration CompiledGeneration::From(const policy::CompileResult& compiled) {
+  CompiledGeneration g;
+  for (const auto& [host, bundle] : compiled.bundles) {
+    HostBundle& h = g.hosts[host];
+    h.bytes = policy::SerializeDeterministic(bundle);
+    h.tunnels.reserve(bundle.tunnels_size());
+    for (const v1::TunnelSpec& t : bundle.tunnels()) h.tunnels.push_back({t.name(), t.remote().host()});
+  }
+  return g;
+}
+
+absl::StatusOr<policy::CompileResult> CompiledGeneration::Expand() const {
+  policy::CompileResult r;
+  for (const auto& [host, h] : hosts) {
+    if (!r.bundles[host].ParseFromString(h.bytes)) {
+      return absl::InternalError(absl::StrCat("cached bundle of host ", host, " does not parse"));
+    }
+  }
+  return r;
+}
+
+absl::StatusOr<std::shared_ptr<const CompiledGeneration>> BundleFactory::Compiled(uint64_t generation) {
   {
     std::lock_guard lock(mu_);
     if (auto it = cache_.find(generation); it != cache_.end()) return it->second;
@@ -68,16 +89,16 @@ absl::StatusOr<std::shared_ptr<const policy::CompileResult>> BundleFactory::Comp
     }
   } no_keys;
   IPFLEET_ASSIGN_OR_RETURN(policy::CompileResult result, policy::Compile(snap, no_keys));
-  auto shared = std::make_shared<const policy::CompileResult>(std::move(result));
+  auto shared = std::make_shared<const CompiledGeneration>(CompiledGeneration::From(result));
   Insert(generation, shared);
   return shared;
 }
 
-void BundleFactory::Remember(uint64_t generation, policy::CompileResult compiled) {
-  Insert(generation, std::make_shared<const policy::CompileResult>(std::move(compiled)));
+void BundleFactory::Remember(uint64_t generation, const policy::CompileResult& compiled) {
+  Insert(generation, std::make_shared<const CompiledGeneration>(CompiledGeneration::From(compiled)));
 }
 
-void BundleFactory::Insert(uint64_t generation, std::shared_ptr<const policy::CompileResult> compiled) {
+void BundleFactory::Insert(uint64_t generation, std::shared_ptr<const CompiledGeneration> compiled) {
   std::lock_guard lock(mu_);
   cache_[generation] = std::move(compiled);
   while (cache_.size() > 2) cache_.erase(cache_.begin());  // keep the newest generations
@@ -91,12 +112,11 @@ absl::StatusOr<policy::CompileResult> BundleFactory::CompileRecord(const fleet::
 }
 
 absl::StatusOr<v1::SignedBundle> BundleFactory::Sign(v1::PolicyBundle bundle, uint64_t version) const {
-  return Sign(bundle, version, ctx_.pki->CaPem(), ctx_.pki->CurrentCrl());
+  return Sign(std::move(bundle), version, ctx_.pki->CaPem(), ctx_.pki->CurrentCrl());
 }
 
-absl::StatusOr<v1::SignedBundle> BundleFactory::Sign(const v1::PolicyBundle& in, uint64_t version,
+absl::StatusOr<v1::SignedBundle> BundleFactory::Sign(v1::PolicyBundle bundle, uint64_t version,
                                                      const std::string& ca_pem, const std::string& crl) const {
-  v1::PolicyBundle bundle = in;
   bundle.set_version(version);
   bundle.clear_ca_chain();
   bundle.add_ca_chain(ca_pem);

@@ -117,15 +117,15 @@ void Engine::Loop() {
 bool Engine::HostDone(const std::string& host, const HostRun& h) const {
   auto applied = applied_.find(host);
   if (applied == applied_.end() || applied->second < h.version) return false;
-  auto bundle = run_->compiled->bundles.find(host);
-  if (bundle == run_->compiled->bundles.end() || bundle->second.tunnels().empty()) return true;
+  auto bundle = run_->compiled->hosts.find(host);
+  if (bundle == run_->compiled->hosts.end() || bundle->second.tunnels.empty()) return true;
   auto health = health_.find(host);
   if (health == health_.end() || health->second.bundle_version < h.version) return false;
-  for (const v1::TunnelSpec& t : bundle->second.tunnels()) {
-    if (health->second.up.count(t.name())) continue;
+  for (const CompiledGeneration::Tunnel& t : bundle->second.tunnels) {
+    if (health->second.up.count(t.name)) continue;
     // A tunnel can only come up once its peer has the new bundle too: a peer in a later wave
     // (or still applying) does not hold this host back.
-    const std::string& peer = t.remote().host();
+    const std::string& peer = t.peer_host;
     if (!peer.empty()) {
       auto p = run_->hosts.find(peer);
       if (p == run_->hosts.end()) continue;  // peer not in this rollout (removed since)
@@ -310,18 +310,19 @@ absl::StatusOr<std::vector<v1::SignedBundle>> Engine::SignAll(const std::vector<
   std::vector<v1::SignedBundle> out(hosts.size());
   const std::string ca_pem = ctx_.pki->CaPem();
   const std::string crl = ctx_.pki->CurrentCrl();
-  const policy::CompileResult& compiled = *run_->compiled;
+  const CompiledGeneration& compiled = *run_->compiled;
   size_t threads = std::clamp<size_t>(std::thread::hardware_concurrency(), 1, 4);
   if (hosts.size() < 64) threads = 1;
   std::vector<absl::Status> errors(threads);
   auto work = [&](size_t t) {
     for (size_t i = t; i < hosts.size(); i += threads) {
-      auto b = compiled.bundles.find(hosts[i]);
-      if (b == compiled.bundles.end()) {
+      auto b = compiled.hosts.find(hosts[i]);
+      v1::PolicyBundle bundle;
+      if (b == compiled.hosts.end() || !bundle.ParseFromString(b->second.bytes)) {
         errors[t] = absl::InternalError(absl::StrCat("no compiled bundle for host ", hosts[i]));
         return;
       }
-      absl::StatusOr<v1::SignedBundle> sb = bundles_.Sign(b->second, versions[i], ca_pem, crl);
+      absl::StatusOr<v1::SignedBundle> sb = bundles_.Sign(std::move(bundle), versions[i], ca_pem, crl);
       if (!sb.ok()) {
         errors[t] = sb.status();
         return;
@@ -378,7 +379,7 @@ absl::StatusOr<inventory::Rollout> Engine::Begin(uint64_t generation, const Star
   std::set<std::string> present;
   for (const auto& h : current) present.insert(h.name);
   std::vector<std::string> hosts;
-  for (const auto& [name, b] : compiled->bundles) {
+  for (const auto& [name, b] : compiled->hosts) {
     if (present.count(name)) hosts.push_back(name);  // hosts removed since the apply are skipped
   }
   auto run = std::make_unique<Run>();
@@ -442,7 +443,7 @@ absl::StatusOr<inventory::Rollout> Engine::Rollback(uint64_t target) {
   // The old content becomes a new generation: every host gets it as a new, higher version.
   IPFLEET_ASSIGN_OR_RETURN(PreparedGeneration prepared, PrepareGeneration(bundles_, std::move(record), current + 1));
   IPFLEET_ASSIGN_OR_RETURN(uint64_t id, CommitGeneration(ctx_, prepared, current, absl::StrCat("rollback to ", target)));
-  bundles_.Remember(id, std::move(prepared.compiled));
+  bundles_.Remember(id, prepared.compiled);
   StartParams params;
   absl::StatusOr<inventory::Rollout> last = ctx_.store->LatestRollout();
   if (last.ok()) params = {last->canary_percent, last->wave_size, last->wave_timeout_seconds};
