@@ -68,6 +68,16 @@ PeerConfig WithoutCredentials(const PeerConfig& pc) {
   return c;
 }
 
+// Tells installed trap policies from changed ones without keeping a copy of each: a hash of
+// everything a trap policy's config decides.
+uint64_t PolicyDigest(const kernel::PolicyParams& p) {
+  std::string text = absl::StrCat(p.id().ToString(), "|", static_cast<int>(p.action), "|", p.priority);
+  for (const auto& t : p.templates)
+    absl::StrAppend(&text, "|", t.src.ToString(), ">", t.dst.ToString(), "/", static_cast<int>(t.proto), "/",
+                    static_cast<int>(t.mode), "/", t.reqid, "/", t.spi, "/", t.optional);
+  return std::hash<std::string>{}(text);
+}
+
 bool AllReqidsExplicit(const PeerConfig& pc) {
   for (const auto& c : pc.children)
     if (c.reqid == 0) return false;  // allocated per load
@@ -556,19 +566,20 @@ class EngineImpl : public Engine, public Services {
   // Policies already installed with the same parameters are not sent again: the agent reloads the
   // whole config for every tunnel it adds.
   absl::Status RefreshTraps() {
-    std::map<kernel::PolicyId, kernel::PolicyParams> wanted;
+    std::map<kernel::PolicyId, uint64_t> wanted;
     for (const auto& p : peers_)
       for (const auto& ch : p->children) {
         if (ch.cfg.start_action != StartAction::kTrap) continue;
         size_t sent = 0;
         for (auto& pol : TrapPolicies(*p, ch)) {
           const kernel::PolicyId id = pol.id();
-          if (auto it = traps_.find(id); it == traps_.end() || !(it->second == pol)) {
+          const uint64_t digest = PolicyDigest(pol);
+          if (auto it = traps_.find(id); it == traps_.end() || it->second != digest) {
             if (absl::Status s = xfrm_.UpdatePolicy(pol); !s.ok())
               return absl::Status(s.code(), absl::StrCat("tunnel ", p->cfg.name, ": trap policy ", id.ToString(), ": ", s.message()));
             ++sent;
           }
-          wanted.emplace(id, std::move(pol));
+          wanted.emplace(id, digest);
         }
         if (sent) spdlog::info("trap_installed tunnel={} child={} reqid={}", p->cfg.name, ch.cfg.name, ch.reqid);
       }
@@ -576,7 +587,7 @@ class EngineImpl : public Engine, public Services {
     for (const auto& [id, sa] : sas_)
       for (const auto& c : sa->children)
         if (c->sas_installed) in_use.insert(c->policies.begin(), c->policies.end());
-    for (const auto& [id, pol] : traps_)
+    for (const auto& [id, digest] : traps_)
       if (!wanted.count(id) && !in_use.count(id)) (void)xfrm_.DeletePolicy(id);
     traps_ = std::move(wanted);
     return absl::OkStatus();
@@ -815,6 +826,9 @@ class EngineImpl : public Engine, public Services {
   void Established(IkeSa& sa) {
     sa.state = IkeState::kEstablished;
     sa.established_at = now();
+    // The IKE_SA_INIT messages are signed in IKE_AUTH and needed for nothing after it.
+    Bytes().swap(sa.init_request);
+    Bytes().swap(sa.init_response);
     std::erase_if(half_open_, [&](const auto& kv) { return kv.second == sa.id; });
     spdlog::info("ike_sa_established {} role={} local_id=\"{}\" remote_id=\"{}\" suite={}", sa.log_prefix(),
                  sa.initiator ? "initiator" : "responder", sa.my_id.ToString(), sa.peer_id.ToString(), sa.suite());
@@ -945,7 +959,8 @@ class EngineImpl : public Engine, public Services {
   kernel::Xfrm& xfrm_;
   IkeConfig config_;
   std::vector<std::shared_ptr<const PeerRuntime>> peers_;
-  std::map<kernel::PolicyId, kernel::PolicyParams> traps_;  // trap policies of the current config
+  // Trap policies of the current config, each with a digest of what was installed (to see changes).
+  std::map<kernel::PolicyId, uint64_t> traps_;
   CredentialsCache creds_cache_;
   std::map<uint64_t, std::unique_ptr<IkeSa>> sas_;
   std::map<uint64_t, uint64_t> by_spi_;  // our SPI -> IKE_SA id
