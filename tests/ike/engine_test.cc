@@ -562,6 +562,24 @@ TEST_F(EngineTest, StartActionStartInitiatesAtLoad) {
   ASSERT_TRUE(BothUp());
 }
 
+// A reload, or a peer that brought the tunnel up first, must not start a second IKE_SA.
+TEST_F(EngineTest, ReloadDoesNotStartASecondIkeSa) {
+  PeerConfig pa = Peer("t", kA, kB, P().a), pb = Peer("t", kB, kA, P().b);
+  pb.children[0].start_action = StartAction::kStart;
+  Load(pa, pb);
+  ASSERT_TRUE(BothUp());  // b started it
+  pa.children[0].start_action = StartAction::kStart;
+  IkeConfig ca, cb;
+  ca.peers = {pa};
+  cb.peers = {pb};
+  ASSERT_TRUE(a.engine->Load(ca).ok());  // a is now start-at-load too, and a responder of b's IKE_SA
+  ASSERT_TRUE(b.engine->Load(cb).ok());  // b reloads unchanged
+  net.RunFor(Duration{5000});
+  EXPECT_EQ(a.engine->ListSas().size(), 1u);
+  EXPECT_EQ(b.engine->ListSas().size(), 1u);
+  EXPECT_TRUE(BothUp());
+}
+
 TEST_F(EngineTest, UnknownSpiRequestGetsInvalidIkeSpi) {
   PeerConfig pa = Peer("t", kA, kB, P().a), pb = Peer("t", kB, kA, P().b);
   Load(pa, pb);

@@ -221,10 +221,10 @@ class EngineImpl : public Engine, public Services {
       bool start = false;
       for (const auto& ch : p->children)
         if (ch.cfg.start_action == StartAction::kStart) start = true;
-      if (start) {
-        auto r = Initiate(p->cfg.name);
-        if (!r.ok()) return r.status();
-      }
+      // Only what is missing: the peer may have brought the tunnel up already (we were its
+      // responder), and a reload must not start a second IKE_SA beside a working one.
+      if (start)
+        if (absl::Status s = InitiateChildren(p->cfg.name); !s.ok()) return s;
     }
     spdlog::info("ike_config_loaded tunnels={}", peers_.size());
     return absl::OkStatus();
