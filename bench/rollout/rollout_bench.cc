@@ -362,6 +362,8 @@ int RunRollout(int hosts, int group, const std::string& workdir) {
   if (g_connect_only) {  // memory analysis of idle sessions (e.g. under heaptrack: all live memory shows as leaked)
     ::kill(child, SIGKILL);
     ::waitpid(child, nullptr, 0);
+    std::error_code ec;
+    fs::remove_all(dir, ec);  // the data directory holds a CA key; _exit skips the cleanup below
     ::_exit(0);
   }
 
