@@ -239,6 +239,21 @@ TEST_F(AgentHealthTest, SaOlderThanPeerInitialContactIsReplaced) {
   EXPECT_NE(Child().spi_in, c.spi_in);
 }
 
+// The peer restarted and sent INITIAL_CONTACT: the engine deleted the old CHILD_SA itself; the
+// agent reports it as a forced renegotiation once, without repairing anything itself.
+TEST_F(AgentHealthTest, SasDroppedByPeersInitialContactAreReportedOnce) {
+  agent_->Tick();
+  ike_->Sa("a--b")->dropped_by_initial_contact = 1;
+  ike_->log.clear();
+  agent_->Tick();
+  agent_->Tick();
+  auto rep = agent_->BuildHealth(true);
+  ASSERT_EQ(rep.forced_size(), 1);
+  EXPECT_EQ(rep.forced(0).reason(), "initial-contact");
+  EXPECT_EQ(rep.forced(0).tunnel(), "a--b");
+  EXPECT_TRUE(ike_->log.empty()) << "the engine already replaced the SAs; nothing to delete or initiate";
+}
+
 TEST_F(AgentHealthTest, OwnedKernelSaUnknownToIkeIsDeletedAfterGrace) {
   kernel::SaParams sa;
   sa.src = kernel::IpAddress::MustParse("192.0.2.11");

@@ -175,7 +175,13 @@ void Agent::Repair(const TunnelConfig& t, const std::string& reason, const std::
   auto& w = watches_[t.name];
   w.last_initiate_ms = clock_.NowMs();
   w.escalate_at_ms = ike ? 0 : clock_.NowMs() + kEscalateAfterMs;
-  ++w.forced;
+  RecordForced(t, reason, detail);
+  spdlog::warn("event=forced_renegotiation tunnel={} reason={} spi_in={:08x} detail=\"{}\" delete=\"{}\" initiate=\"{}\"",
+               t.name, reason, spi_in, detail, del.ok() ? std::string("ok") : std::string(del.message()), init.ok() ? std::string("ok") : std::string(init.message()));
+}
+
+void Agent::RecordForced(const TunnelConfig& t, const std::string& reason, const std::string& detail) {
+  ++watches_[t.name].forced;
   ++forced_total_;
   v1::ForcedRenegotiation f;
   f.set_tunnel(t.name);
@@ -185,8 +191,6 @@ void Agent::Repair(const TunnelConfig& t, const std::string& reason, const std::
   forced_pending_.push_back(f);
   if (forced_pending_.size() > 256) forced_pending_.erase(forced_pending_.begin());
   if (metrics_) metrics_->Add("ipfleet_agent_forced_renegotiations_total", {{"reason", reason}}, 1);
-  spdlog::warn("event=forced_renegotiation tunnel={} reason={} spi_in={:08x} detail=\"{}\" delete=\"{}\" initiate=\"{}\"",
-               t.name, reason, spi_in, detail, del.ok() ? std::string("ok") : std::string(del.message()), init.ok() ? std::string("ok") : std::string(init.message()));
 }
 
 }  // namespace ipfleet::agent

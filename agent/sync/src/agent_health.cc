@@ -99,6 +99,16 @@ void Agent::CheckTunnel(const TunnelConfig& t, int64_t now, bool* changed) {
     return;
   }
   if (!view->last_error.empty()) w.last_error = view->last_error;
+  // The peer restarted and said so (INITIAL_CONTACT): the engine already deleted the CHILD_SAs it
+  // lost and the peer's new IKE_SA replaces them — stale SAs, repaired: count and report it.
+  if (view->dropped_by_initial_contact > w.dropped_by_initial_contact) {
+    RecordForced(t, "initial-contact",
+                 absl::StrCat(view->dropped_by_initial_contact - w.dropped_by_initial_contact,
+                              " CHILD_SA(s) older than the peer's INITIAL_CONTACT deleted"));
+    spdlog::warn("event=forced_renegotiation tunnel={} reason=initial-contact", t.name);
+    *changed = true;
+  }
+  w.dropped_by_initial_contact = view->dropped_by_initial_contact;
   if (view->liveness_failed) {
     w.ike_stale = true;
     w.children.clear();

@@ -241,6 +241,9 @@ void EngineAdapter::OnEvent(const ike::Event& e) {
     case ike::EventType::kChildInstalled:
       last_error_.erase(e.tunnel);
       break;
+    case ike::EventType::kChildDeleted:
+      if (e.detail == "initial_contact") ++dropped_by_initial_contact_[e.tunnel];
+      break;
     default:
       break;
   }
@@ -324,6 +327,7 @@ absl::Status EngineAdapter::RemoveConnection(const std::string& tunnel) {
   conns_.erase(tunnel);
   retire_.erase(tunnel);
   reauth_.erase(tunnel);
+  dropped_by_initial_contact_.erase(tunnel);
   std::erase(batch_initiate_, tunnel);
   return batching_ ? absl::OkStatus() : ReloadLocked();
 }
@@ -495,6 +499,10 @@ std::optional<IkeSaView> EngineAdapter::Query(const std::string& tunnel) {
     } else if (v.phase == SaPhase::kEstablished) {
       best->children.insert(best->children.end(), v.children.begin(), v.children.end());
     }
+  }
+  if (best) {
+    auto it = dropped_by_initial_contact_.find(tunnel);
+    best->dropped_by_initial_contact = it == dropped_by_initial_contact_.end() ? 0 : it->second;
   }
   if (liveness_failed_.count(tunnel)) {
     if (!best) best = IkeSaView{};

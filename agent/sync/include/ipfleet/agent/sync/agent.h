@@ -91,6 +91,7 @@ class Agent {
     // After a CHILD_SA repair: when the tunnel is not up again by then, the whole IKE_SA is
     // renegotiated (the peer may have lost its IKE_SA too, so CREATE_CHILD_SA cannot work).
     int64_t escalate_at_ms = 0;
+    uint64_t dropped_by_initial_contact = 0;  // the IKE view's count last seen
   };
   struct PendingCommand {
     v1::Command command;
@@ -102,6 +103,8 @@ class Agent {
 
   absl::Status ApplyVerified(const DesiredState& state, const std::string& raw, v1::BundleAck* ack, bool restore);
   void Repair(const TunnelConfig& t, const std::string& reason, const std::string& detail, uint32_t spi_in, bool ike);
+  // Counts and reports a forced renegotiation (Repair does, and so do repairs the engine made itself).
+  void RecordForced(const TunnelConfig& t, const std::string& reason, const std::string& detail);
   void CheckTunnel(const TunnelConfig& t, int64_t now, bool* changed);
   void CheckUnknownSas(int64_t now, bool* changed);
   bool TunnelUp(const TunnelConfig& t, const std::set<uint32_t>* not_spis);

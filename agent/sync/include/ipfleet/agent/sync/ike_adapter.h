@@ -79,6 +79,7 @@ class EngineAdapter : public IkeSeam {
   std::string crl_;
   std::map<std::string, std::string> last_error_;
   std::set<std::string> liveness_failed_;
+  std::map<std::string, uint64_t> dropped_by_initial_contact_;  // per tunnel (engine events)
   bool batching_ = false;                    // between BeginBatch and EndBatch
   std::vector<std::string> batch_initiate_;  // tunnels to start at EndBatch
   // Make-before-break: children to delete once the tunnel has a newer installed child.

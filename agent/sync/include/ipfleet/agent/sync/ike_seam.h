@@ -40,6 +40,9 @@ struct IkeSaView {
   bool liveness_failed = false;
   // When the peer last sent INITIAL_CONTACT (0 = never): SAs older than this are stale.
   int64_t peer_initial_contact_unix = 0;
+  // CHILD_SAs of this tunnel the engine itself deleted because the peer sent INITIAL_CONTACT (it
+  // restarted and lost them), counted since the connection was added.
+  uint64_t dropped_by_initial_contact = 0;
   std::string suite;
   std::string remote_identity;
   std::string last_error;
