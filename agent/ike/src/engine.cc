@@ -563,8 +563,8 @@ class EngineImpl : public Engine, public Services {
   // Installs the trap policies of the current config, then removes those of the previous one that
   // it no longer has (a removed tunnel must not keep dropping its traffic), unless a CHILD_SA
   // still uses them (its removal deletes them).
-  // Policies already installed with the same parameters are not sent again: the agent reloads the
-  // whole config for every tunnel it adds.
+  // Policies already installed with the same parameters are not sent again: every reload (each
+  // bundle, each trust change) carries the whole config.
   absl::Status RefreshTraps() {
     std::map<kernel::PolicyId, uint64_t> wanted;
     for (const auto& p : peers_)

@@ -315,7 +315,6 @@ absl::Status EngineAdapter::ReplaceConnection(const TunnelConfig& t, const Conne
   conns_[t.name] = Conn{t, InternLocked(o)};
   // New SAs with the new config first; the old ones go once a newer child is installed.
   for (const auto& sa : engine_->ListSas(t.name)) {
-    if (sa.tunnel != t.name) continue;
     retire_[t.name].insert(sa.id | (uint64_t{1} << 63));  // whole IKE_SA marker
   }
   return LoadAndStartLocked(t.name, t.initiator && t.start != StartKind::kNone);
@@ -343,6 +342,7 @@ absl::Status EngineAdapter::DeleteChildSas(const std::string& tunnel, uint32_t s
   std::lock_guard lock(mu_);
   for (const auto& sa : engine_->ListSas(tunnel)) {
     for (const auto& c : sa.children) {
+      if (c.state != ike::ChildState::kInstalled) continue;  // already on its way out
       if (spi_in == 0 || c.spi_in == spi_in) IPFLEET_RETURN_IF_ERROR(engine_->DeleteChild(c.id));
     }
   }
