@@ -90,20 +90,6 @@ absl::StatusOr<std::shared_ptr<Credentials>> Credentials::Load(const PeerConfig&
 }
 
 absl::StatusOr<std::shared_ptr<Credentials>> CredentialsCache::Get(const PeerConfig& peer) {
-  // The same inputs as the previous call (the common case: every tunnel of a host) need no hash.
-  if (last_ && peer.auth == last_auth_ && peer.psk == last_inputs_[0] && peer.cert_pem == last_inputs_[1] &&
-      peer.key_pem == last_inputs_[2] && peer.ca_pems == last_cas_ && peer.crl_pems == last_crls_)
-    return last_;
-  IPFLEET_ASSIGN_OR_RETURN(auto creds, Lookup(peer));
-  last_ = creds;
-  last_auth_ = peer.auth;
-  last_inputs_ = {peer.psk, peer.cert_pem, peer.key_pem};
-  last_cas_ = peer.ca_pems;
-  last_crls_ = peer.crl_pems;
-  return creds;
-}
-
-absl::StatusOr<std::shared_ptr<Credentials>> CredentialsCache::Lookup(const PeerConfig& peer) {
   // Every input Load reads, length-prefixed so that no two different sets hash the same stream.
   ossl::MdCtx md(EVP_MD_CTX_new());
   bool ok = md && EVP_DigestInit_ex(md.get(), EVP_sha256(), nullptr) == 1;
@@ -131,12 +117,6 @@ absl::StatusOr<std::shared_ptr<Credentials>> CredentialsCache::Lookup(const Peer
 }
 
 void CredentialsCache::Prune() {
-  if (last_ && last_.use_count() == 2) {  // held by the memo and the map only
-    last_.reset();
-    for (auto& s : last_inputs_) s.clear();
-    last_cas_.clear();
-    last_crls_.clear();
-  }
   std::erase_if(by_inputs_, [](const auto& kv) { return kv.second.use_count() == 1; });
 }
 

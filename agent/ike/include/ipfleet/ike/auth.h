@@ -5,7 +5,6 @@
 #pragma once
 
 #include <chrono>
-#include <array>
 #include <map>
 #include <memory>
 #include <vector>
@@ -52,13 +51,7 @@ class CredentialsCache {
   size_t size() const { return by_inputs_.size(); }
 
  private:
-  absl::StatusOr<std::shared_ptr<Credentials>> Lookup(const PeerConfig& peer);
   std::map<std::string, std::shared_ptr<Credentials>> by_inputs_;  // key: SHA-256 of the inputs
-  // The previous call's inputs and result.
-  std::shared_ptr<Credentials> last_;
-  AuthKind last_auth_ = AuthKind::kPubkey;
-  std::array<std::string, 3> last_inputs_;  // psk, certificate, key
-  std::vector<std::string> last_cas_, last_crls_;
 };
 
 // The octets an AUTH payload signs or MACs (RFC 7296 2.15):
