@@ -50,7 +50,10 @@ namespace fs = std::filesystem;
 // policies in kernel memory, not ours. Counts what it was given.
 class KernelOutside : public kernel::Xfrm {
  public:
-  absl::StatusOr<uint32_t> AllocSpi(const kernel::SpiRequest&) override { return next_spi_++; }
+  absl::StatusOr<uint32_t> AllocSpi(const kernel::SpiRequest&) override {  // an inbound SA's larval state
+    ++sas_;
+    return next_spi_++;
+  }
   absl::Status AddSa(const kernel::SaParams&) override { return Count(sas_, +1); }
   absl::Status UpdateSa(const kernel::SaParams&) override { return absl::OkStatus(); }
   absl::Status DeleteSa(const kernel::SaId&) override { return Count(sas_, -1); }
