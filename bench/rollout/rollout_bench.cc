@@ -7,6 +7,7 @@
 // The rollout run reports: time from StartRollout until every host acknowledged its bundle and
 // reported its tunnels up (rollout SUCCEEDED), and the controller process's peak RSS (the agents
 // live in the child, so they do not count).
+#include <dlfcn.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -34,6 +35,7 @@
 #include "ipfleet/controller/api/session_registry.h"
 #include "ipfleet/controller/daemon/serve.h"
 #include "ipfleet/controller/inventory/store.h"
+#include "ipfleet/policy/compiled_generation.h"
 #include "ipfleet/policy/compiler.h"
 #include "ipfleet/rollout/module.h"
 #include "ipfleet/v1/admin_service.grpc.pb.h"
@@ -76,6 +78,21 @@ long PeakRssMiB() {
   return ru.ru_maxrss / 1024;
 }
 
+// tcmalloc's view (looked up at run time: a build without tcmalloc prints nothing): bytes the
+// program holds, and bytes the allocator keeps free for reuse. Allocated bytes can exceed RSS:
+// pages of a buffer nobody wrote to are not resident.
+std::string AllocatorStats() {
+  using GetProperty = int (*)(const char*, size_t*);
+  auto get = reinterpret_cast<GetProperty>(::dlsym(RTLD_DEFAULT, "MallocExtension_GetNumericProperty"));
+  if (!get) return "";
+  size_t allocated = 0, pageheap_free = 0;
+  get("generic.current_allocated_bytes", &allocated);
+  get("tcmalloc.pageheap_free_bytes", &pageheap_free);
+  char buf[96];
+  std::snprintf(buf, sizeof(buf), " malloc_in_use_mib=%zu malloc_pageheap_free_mib=%zu", allocated >> 20, pageheap_free >> 20);
+  return buf;
+}
+
 std::string HostName(int i) {
   char buf[32];
   std::snprintf(buf, sizeof(buf), "h%05d", i);
@@ -110,9 +127,10 @@ int RunCompile(int hosts, int group) {
     }
   }
   policy::DeterministicKeySource keys(1);
+  // What the controller runs on apply: compile, each host's bundle serialized as it is built.
   auto t0 = Clock::now();
   const double cpu0 = CpuSeconds();  // CPU time too: the wall time swings with others' builds here
-  auto r = policy::Compile(s, keys);
+  auto r = policy::CompiledGeneration::Compile(s, keys);
   const double cpu = CpuSeconds() - cpu0;
   auto t1 = Clock::now();
   if (!r.ok()) {
@@ -123,10 +141,9 @@ int RunCompile(int hosts, int group) {
   size_t bytes = 0;
   std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> md(EVP_MD_CTX_new(), EVP_MD_CTX_free);
   EVP_DigestInit_ex(md.get(), EVP_sha256(), nullptr);
-  for (const auto& [h, b] : r->bundles) {
-    std::string bytes_of_host = policy::SerializeDeterministic(b);
-    bytes += bytes_of_host.size();
-    EVP_DigestUpdate(md.get(), bytes_of_host.data(), bytes_of_host.size());
+  for (const auto& [h, b] : r->hosts) {
+    bytes += b.bytes.size();
+    EVP_DigestUpdate(md.get(), b.bytes.data(), b.bytes.size());
   }
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int digest_len = 0;
@@ -135,7 +152,7 @@ int RunCompile(int hosts, int group) {
   for (unsigned int i = 0; i < 8 && i < digest_len; ++i) hex += "0123456789abcdef"[digest[i] >> 4], hex += "0123456789abcdef"[digest[i] & 15];
   std::printf("compile hosts=%d tunnels=%zu bundles=%zu bundle_bytes_total=%zu bundles_sha256_prefix=%s seconds=%.3f "
               "cpu_seconds=%.3f peak_rss_mib=%ld load1=%.1f\n",
-              hosts, s.tunnels.size(), r->bundles.size(), bytes, hex.c_str(), Seconds(t0, t1), cpu, PeakRssMiB(), Load1());
+              hosts, s.tunnels.size(), r->hosts.size(), bytes, hex.c_str(), Seconds(t0, t1), cpu, PeakRssMiB(), Load1());
   return 0;
 }
 
@@ -356,8 +373,9 @@ int RunRollout(int hosts, int group, const std::string& workdir) {
   while (ctx.sessions->ConnectedCount() < static_cast<size_t>(hosts) && Seconds(t_conn, Clock::now()) < 900) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
-  std::printf("sessions connected=%zu seconds=%.1f controller_rss_mib_all_connected=%ld controller_rss_mib_now=%ld load1=%.1f\n",
-              ctx.sessions->ConnectedCount(), Seconds(t_conn, Clock::now()), PeakRssMiB(), CurrentRssMiB(), Load1());
+  std::printf("sessions connected=%zu seconds=%.1f controller_rss_mib_all_connected=%ld controller_rss_mib_now=%ld load1=%.1f%s\n",
+              ctx.sessions->ConnectedCount(), Seconds(t_conn, Clock::now()), PeakRssMiB(), CurrentRssMiB(), Load1(),
+              AllocatorStats().c_str());
   std::fflush(stdout);
   if (g_connect_only) {  // memory analysis of idle sessions (e.g. under heaptrack: all live memory shows as leaked)
     ::kill(child, SIGKILL);
@@ -386,9 +404,9 @@ int RunRollout(int hosts, int group, const std::string& workdir) {
     ::kill(child, SIGKILL);
     return 1;
   }
-  std::printf("apply generation=%llu tunnels=%d seconds=%.2f controller_peak_rss_mib=%ld controller_rss_mib_now=%ld\n",
+  std::printf("apply generation=%llu tunnels=%d seconds=%.2f controller_peak_rss_mib=%ld controller_rss_mib_now=%ld%s\n",
               static_cast<unsigned long long>(aresp.generation()), aresp.changes_size(), Seconds(t_apply, Clock::now()),
-              PeakRssMiB(), CurrentRssMiB());
+              PeakRssMiB(), CurrentRssMiB(), AllocatorStats().c_str());
 
   v1::StartRolloutRequest sr;
   sr.set_wave_timeout_seconds(600);
@@ -423,9 +441,9 @@ int RunRollout(int hosts, int group, const std::string& workdir) {
       int done = 0;
       for (const auto& h : s.hosts()) done += h.state() == v1::HOST_ROLLOUT_STATE_DONE;
       std::printf("rollout hosts=%d state=%d done=%d start_rpc_seconds=%.2f all_acked_seconds=%.2f controller_peak_rss_mib=%ld "
-                  "controller_cpu_seconds=%.2f load1=%.1f\n",
+                  "controller_cpu_seconds=%.2f load1=%.1f%s\n",
                   hosts, static_cast<int>(s.state()), done, started, Seconds(t0, Clock::now()), PeakRssMiB(),
-                  CpuSeconds() - cpu0, Load1());
+                  CpuSeconds() - cpu0, Load1(), AllocatorStats().c_str());
       break;
     }
   }

@@ -4,6 +4,7 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <optional>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -22,10 +23,17 @@ namespace {
 
 using internal::ControllerPath;
 
+// Where a host is an end of a tunnel: the index into the resolved tunnels, and which end.
+struct TunnelEndRef {
+  uint32_t index;
+  bool is_a;
+};
+
 struct HostView {
   const Host* host;
   std::vector<Prefix> addresses;
   std::vector<Prefix> subnets;
+  std::vector<TunnelEndRef> tunnels;  // in tunnel-name order
 };
 
 struct PeerView {
@@ -41,6 +49,16 @@ struct End {
   Prefix outer;
   std::string identity;
   std::vector<Prefix> selectors;
+};
+
+// A tunnel after pass 1: both ends resolved in canonical orientation (a is a host; the lower name
+// when both are), everything its two specs need.
+struct ResolvedTunnel {
+  const Tunnel* tunnel;
+  const v1::Proposal* proposal;
+  End a, b;
+  uint32_t reqid;
+  std::optional<StaticKeyMaterial> keys;
 };
 
 std::string AddressOnly(const Prefix& p) { return p.AddressToString(); }
@@ -69,18 +87,12 @@ class Compiler {
  public:
   Compiler(const InventorySnapshot& snap, KeySource& keys) : snap_(snap), keys_(keys) {}
 
-  absl::StatusOr<CompileResult> Run() {
+  // Pass 1 resolves and checks every tunnel (all errors surface here, before any bundle is handed
+  // out); pass 2 builds the bundles one host at a time, in host-name order.
+  absl::StatusOr<std::map<std::string, StaticKeyMaterial>> Run(BundleSink sink) {
     hosts_.reserve(snap_.hosts.size());
     IPFLEET_RETURN_IF_ERROR(Index());
     IPFLEET_ASSIGN_OR_RETURN(bypass_, internal::BuildBypass(snap_, controller_));
-    for (const auto& [name, view] : hosts_) {
-      v1::PolicyBundle& b = result_.bundles[name];
-      b.set_host(name);
-      b.set_generation(snap_.generation);
-      b.set_created_unix(snap_.created_unix);
-      b.set_controller_address(controller_text_);
-      for (const v1::BypassRule& r : bypass_) *b.add_bypass() = r;
-    }
     // Sorted by name so reqid probing, bundle order and key draws never depend on input order.
     std::vector<const Tunnel*> tunnels;
     for (const Tunnel& t : snap_.tunnels) tunnels.push_back(&t);
@@ -92,14 +104,38 @@ class Compiler {
                                                        tunnels[i]->origin, ", ", tunnels[i + 1]->origin, ")"));
       }
     }
-    for (const Tunnel* t : tunnels) IPFLEET_RETURN_IF_ERROR(CompileTunnel(*t));
-    return std::move(result_);
+    resolved_.reserve(tunnels.size());
+    for (const Tunnel* t : tunnels) IPFLEET_RETURN_IF_ERROR(ResolveTunnel(*t));
+
+    std::vector<const std::string*> names;
+    names.reserve(hosts_.size());
+    for (const auto& [name, view] : hosts_) names.push_back(&name);
+    std::sort(names.begin(), names.end(), [](const std::string* x, const std::string* y) { return *x < *y; });
+    v1::PolicyBundle b;  // reused: its repeated fields keep their capacity from host to host
+    for (const std::string* name : names) {
+      b.Clear();
+      b.set_host(*name);
+      b.set_generation(snap_.generation);
+      b.set_created_unix(snap_.created_unix);
+      b.set_controller_address(controller_text_);
+      for (const v1::BypassRule& r : bypass_) *b.add_bypass() = r;
+      for (const TunnelEndRef& ref : hosts_.at(*name).tunnels) {
+        const ResolvedTunnel& rt = resolved_[ref.index];
+        if (ref.is_a) {
+          BuildSpec(rt, rt.a, rt.b, true, b.add_tunnels());
+        } else {
+          BuildSpec(rt, rt.b, rt.a, false, b.add_tunnels());
+        }
+      }
+      IPFLEET_RETURN_IF_ERROR(sink(*name, b));
+    }
+    return std::move(static_keys_);
   }
 
  private:
   absl::Status Index() {
     for (const Host& h : snap_.hosts) {
-      HostView v{&h, {}, {}};
+      HostView v{&h, {}, {}, {}};
       IPFLEET_ASSIGN_OR_RETURN(v.addresses, ParseAll(h.addresses, absl::StrCat("host ", h.name, " address")));
       IPFLEET_ASSIGN_OR_RETURN(v.subnets, ParseAll(h.subnets, absl::StrCat("host ", h.name, " subnet")));
       if (!hosts_.emplace(h.name, std::move(v)).second) {
@@ -228,7 +264,7 @@ class Compiler {
     }
   }
 
-  absl::Status CompileTunnel(const Tunnel& t) {
+  absl::Status ResolveTunnel(const Tunnel& t) {
     // The ends in canonical orientation (set below); pointers, not a copy of the whole tunnel.
     const TunnelEnd* end_a = &t.a;
     const TunnelEnd* end_b = &t.b;
@@ -291,35 +327,37 @@ class Compiler {
       } else {
         IPFLEET_ASSIGN_OR_RETURN(material, internal::NewStaticKeys(lengths, snap_.generation, keys_));
       }
-      result_.static_keys[t.name] = *material;
+      static_keys_[t.name] = *material;
     }
-
-    // One spec per host end, built from the same proposal; the second is the mirror of the first.
-    auto build = [&](const End& local, const End& remote, bool initiator, bool local_is_a) {
-      v1::TunnelSpec spec;
-      spec.set_name(t.name);
-      spec.set_mode(t.mode);
-      FillEndpoint(local, spec.mutable_local());
-      FillEndpoint(remote, spec.mutable_remote());
-      *spec.mutable_proposal() = proposal;
-      spec.set_auth(t.auth);
-      if (t.auth == v1::AUTH_METHOD_PSK) spec.set_psk(peers_.at(tb.name).peer->psk);
-      *spec.mutable_dpd() = t.dpd;
-      spec.set_start_action(t.start_action);
-      if (material) {
-        v1::StaticKeys* k = spec.mutable_static_keys();
-        *k->mutable_outbound() = local_is_a ? material->a_to_b : material->b_to_a;
-        *k->mutable_inbound() = local_is_a ? material->b_to_a : material->a_to_b;
-        k->set_key_generation(material->key_generation);
-      }
-      spec.set_reqid(reqid);
-      spec.set_initiator(initiator);
-      return spec;
-    };
-    // With an external peer our host initiates; between hosts the lower name does.
-    *result_.bundles[a.name].add_tunnels() = build(a, b, true, true);
-    if (!b.external) *result_.bundles[b.name].add_tunnels() = build(b, a, false, false);
+    const uint32_t index = static_cast<uint32_t>(resolved_.size());
+    hosts_.at(a.name).tunnels.push_back({index, true});
+    if (!b.external) hosts_.at(b.name).tunnels.push_back({index, false});
+    resolved_.push_back({&t, &proposal, std::move(a), std::move(b), reqid, std::move(material)});
     return absl::OkStatus();
+  }
+
+  // One spec per host end, built from the same proposal; the second is the mirror of the first.
+  // With an external peer our host initiates; between hosts the lower name (end a) does.
+  void BuildSpec(const ResolvedTunnel& rt, const End& local, const End& remote, bool local_is_a,
+                 v1::TunnelSpec* spec) const {
+    const Tunnel& t = *rt.tunnel;
+    spec->set_name(t.name);
+    spec->set_mode(t.mode);
+    FillEndpoint(local, spec->mutable_local());
+    FillEndpoint(remote, spec->mutable_remote());
+    *spec->mutable_proposal() = *rt.proposal;
+    spec->set_auth(t.auth);
+    if (t.auth == v1::AUTH_METHOD_PSK) spec->set_psk(peers_.at(rt.b.name).peer->psk);
+    *spec->mutable_dpd() = t.dpd;
+    spec->set_start_action(t.start_action);
+    if (rt.keys) {
+      v1::StaticKeys* k = spec->mutable_static_keys();
+      *k->mutable_outbound() = local_is_a ? rt.keys->a_to_b : rt.keys->b_to_a;
+      *k->mutable_inbound() = local_is_a ? rt.keys->b_to_a : rt.keys->a_to_b;
+      k->set_key_generation(rt.keys->key_generation);
+    }
+    spec->set_reqid(rt.reqid);
+    spec->set_initiator(local_is_a);
   }
 
   const InventorySnapshot& snap_;
@@ -332,13 +370,24 @@ class Compiler {
   std::string controller_text_;
   std::vector<v1::BypassRule> bypass_;
   absl::flat_hash_set<uint32_t> used_reqids_;  // open addressing: no node per tunnel
-  CompileResult result_;
+  std::vector<ResolvedTunnel> resolved_;       // in tunnel-name order
+  std::map<std::string, StaticKeyMaterial> static_keys_;
 };
 
 }  // namespace
 
+absl::StatusOr<std::map<std::string, StaticKeyMaterial>> CompileEach(const InventorySnapshot& snapshot, KeySource& keys,
+                                                                     BundleSink sink) {
+  return Compiler(snapshot, keys).Run(sink);
+}
+
 absl::StatusOr<CompileResult> Compile(const InventorySnapshot& snapshot, KeySource& keys) {
-  return Compiler(snapshot, keys).Run();
+  CompileResult r;
+  IPFLEET_ASSIGN_OR_RETURN(r.static_keys, CompileEach(snapshot, keys, [&](const std::string& host, const v1::PolicyBundle& b) {
+                             r.bundles.emplace(host, b);
+                             return absl::OkStatus();
+                           }));
+  return r;
 }
 
 std::string SerializeDeterministic(const google::protobuf::Message& message) {

@@ -52,28 +52,7 @@ absl::StatusOr<policy::ControllerEndpoint> ControllerEndpointOf(const std::strin
   return ep;
 }
 
-CompiledGeneration CompiledGeneration::From(const policy::CompileResult& compiled) {
-  CompiledGeneration g;
-  for (const auto& [host, bundle] : compiled.bundles) {
-    HostBundle& h = g.hosts[host];
-    h.bytes = policy::SerializeDeterministic(bundle);
-    h.tunnels.reserve(bundle.tunnels_size());
-    for (const v1::TunnelSpec& t : bundle.tunnels()) h.tunnels.push_back({t.name(), t.remote().host()});
-  }
-  return g;
-}
-
-absl::StatusOr<policy::CompileResult> CompiledGeneration::Expand() const {
-  policy::CompileResult r;
-  for (const auto& [host, h] : hosts) {
-    if (!r.bundles[host].ParseFromString(h.bytes)) {
-      return absl::InternalError(absl::StrCat("cached bundle of host ", host, " does not parse"));
-    }
-  }
-  return r;
-}
-
-absl::StatusOr<std::shared_ptr<const CompiledGeneration>> BundleFactory::Compiled(uint64_t generation) {
+absl::StatusOr<std::shared_ptr<const policy::CompiledGeneration>> BundleFactory::Compiled(uint64_t generation) {
   {
     std::lock_guard lock(mu_);
     if (auto it = cache_.find(generation); it != cache_.end()) return it->second;
@@ -88,27 +67,16 @@ absl::StatusOr<std::shared_ptr<const CompiledGeneration>> BundleFactory::Compile
       return absl::InternalError("stored generation lacks static keys it needs");
     }
   } no_keys;
-  IPFLEET_ASSIGN_OR_RETURN(policy::CompileResult result, policy::Compile(snap, no_keys));
-  auto shared = std::make_shared<const CompiledGeneration>(CompiledGeneration::From(result));
-  Insert(generation, shared);
+  IPFLEET_ASSIGN_OR_RETURN(policy::CompiledGeneration compiled, policy::CompiledGeneration::Compile(snap, no_keys));
+  auto shared = std::make_shared<const policy::CompiledGeneration>(std::move(compiled));
+  Remember(generation, shared);
   return shared;
 }
 
-void BundleFactory::Remember(uint64_t generation, const policy::CompileResult& compiled) {
-  Insert(generation, std::make_shared<const CompiledGeneration>(CompiledGeneration::From(compiled)));
-}
-
-void BundleFactory::Insert(uint64_t generation, std::shared_ptr<const CompiledGeneration> compiled) {
+void BundleFactory::Remember(uint64_t generation, std::shared_ptr<const policy::CompiledGeneration> compiled) {
   std::lock_guard lock(mu_);
   cache_[generation] = std::move(compiled);
   while (cache_.size() > 2) cache_.erase(cache_.begin());  // keep the newest generations
-}
-
-absl::StatusOr<policy::CompileResult> BundleFactory::CompileRecord(const fleet::GenerationRecord& record,
-                                                                   uint64_t generation) {
-  IPFLEET_ASSIGN_OR_RETURN(policy::InventorySnapshot snap, fleet::SnapshotOf(record, generation, controller_));
-  policy::OpenSslKeySource keys;
-  return policy::Compile(snap, keys);
 }
 
 absl::StatusOr<v1::SignedBundle> BundleFactory::Sign(v1::PolicyBundle bundle, uint64_t version) const {

@@ -12,8 +12,11 @@ absl::StatusOr<PreparedGeneration> PrepareGeneration(BundleFactory& bundles, fle
   p.id = id;
   IPFLEET_ASSIGN_OR_RETURN(p.snapshot, fleet::SnapshotOf(record, id, bundles.controller()));
   policy::OpenSslKeySource keys;
-  IPFLEET_ASSIGN_OR_RETURN(p.compiled, policy::Compile(p.snapshot, keys));
-  record.static_keys = p.compiled.static_keys;  // only the keys the generation uses
+  std::map<std::string, policy::StaticKeyMaterial> static_keys;
+  IPFLEET_ASSIGN_OR_RETURN(policy::CompiledGeneration compiled,
+                           policy::CompiledGeneration::Compile(p.snapshot, keys, &static_keys));
+  p.compiled = std::make_shared<const policy::CompiledGeneration>(std::move(compiled));
+  record.static_keys = std::move(static_keys);  // only the keys the generation uses
   p.snapshot.static_keys = record.static_keys;
   p.record = std::move(record);
   return p;

@@ -121,7 +121,7 @@ bool Engine::HostDone(const std::string& host, const HostRun& h) const {
   if (bundle == run_->compiled->hosts.end() || bundle->second.tunnels.empty()) return true;
   auto health = health_.find(host);
   if (health == health_.end() || health->second.bundle_version < h.version) return false;
-  for (const CompiledGeneration::Tunnel& t : bundle->second.tunnels) {
+  for (const policy::CompiledGeneration::Tunnel& t : bundle->second.tunnels) {
     if (health->second.up.count(t.name)) continue;
     // A tunnel can only come up once its peer has the new bundle too: a peer in a later wave
     // (or still applying) does not hold this host back.
@@ -310,7 +310,7 @@ absl::StatusOr<std::vector<v1::SignedBundle>> Engine::SignAll(const std::vector<
   std::vector<v1::SignedBundle> out(hosts.size());
   const std::string ca_pem = ctx_.pki->CaPem();
   const std::string crl = ctx_.pki->CurrentCrl();
-  const CompiledGeneration& compiled = *run_->compiled;
+  const policy::CompiledGeneration& compiled = *run_->compiled;
   size_t threads = std::clamp<size_t>(std::thread::hardware_concurrency(), 1, 4);
   if (hosts.size() < 64) threads = 1;
   std::vector<absl::Status> errors(threads);

@@ -143,16 +143,15 @@ class FleetModuleImpl final : public controller::FleetModule {
     record.yaml = req.fleet_yaml();
     record.created_unix = ctx_.clock();
     for (const auto& h : hosts) record.hosts.push_back({h.name, h.addresses, h.dns_names, h.labels, {}});
-    policy::CompileResult before;
+    auto before = std::make_shared<const policy::CompiledGeneration>();  // first apply: nothing before
     if (current > 0) {
       IPFLEET_ASSIGN_OR_RETURN(inventory::Generation g, ctx_.store->GetGeneration(current));
       IPFLEET_ASSIGN_OR_RETURN(fleet::GenerationRecord old, fleet::DecodeGeneration(g.snapshot));
       record.static_keys = old.static_keys;  // reused unless a tunnel asks for rotation
-      IPFLEET_ASSIGN_OR_RETURN(std::shared_ptr<const CompiledGeneration> cached, bundles_.Compiled(current));
-      IPFLEET_ASSIGN_OR_RETURN(before, cached->Expand());
+      IPFLEET_ASSIGN_OR_RETURN(before, bundles_.Compiled(current));
     }
     IPFLEET_ASSIGN_OR_RETURN(PreparedGeneration prepared, PrepareGeneration(bundles_, record, current + 1));
-    fleet::FleetDiff diff = fleet::Diff(before, prepared.compiled);
+    IPFLEET_ASSIGN_OR_RETURN(fleet::FleetDiff diff, fleet::Diff(*before, *prepared.compiled));
     for (const auto& t : diff.tunnels) {
       v1::TunnelChange* c = resp->add_changes();
       c->set_change(t.change);
@@ -176,7 +175,6 @@ class FleetModuleImpl final : public controller::FleetModule {
       return absl::OkStatus();
     };
     IPFLEET_ASSIGN_OR_RETURN(uint64_t id, CommitGeneration(ctx_, prepared, current, file_name, labels));
-    before = {};
     bundles_.Remember(id, prepared.compiled);
     resp->set_generation(id);
     spdlog::info("event=fleet_applied generation={} file={} changes={} affected_hosts={}", id, file_name,

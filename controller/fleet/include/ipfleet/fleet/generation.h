@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "ipfleet/common/status.h"
+#include "ipfleet/policy/compiled_generation.h"
 #include "ipfleet/policy/compiler.h"
 #include "ipfleet/policy/inventory.h"
 
@@ -45,8 +46,8 @@ struct FleetDiff {
   std::vector<std::string> affected_hosts;  // hosts whose bundle content differs (sorted)
 };
 
-// Compares two compile results; `before` may be empty (first apply). The generation number and
-// creation time inside the bundles are ignored.
-FleetDiff Diff(const policy::CompileResult& before, const policy::CompileResult& after);
+// Compares two compiled generations; `before` may be empty (first apply). The generation number
+// and creation time inside the bundles are ignored.
+absl::StatusOr<FleetDiff> Diff(const policy::CompiledGeneration& before, const policy::CompiledGeneration& after);
 
 }  // namespace ipfleet::fleet

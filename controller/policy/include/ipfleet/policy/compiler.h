@@ -15,6 +15,7 @@
 #include <map>
 #include <string>
 
+#include <absl/functional/function_ref.h>
 #include <google/protobuf/message.h>
 
 #include "ipfleet/common/status.h"
@@ -42,7 +43,17 @@ struct CompileResult {
   std::map<std::string, StaticKeyMaterial> static_keys;
 };
 
+// The whole result as protobuf trees (tests, tools). At 10,000 hosts that is ~150 MiB of trees
+// against 24 MB of serialized bundles; the controller uses CompileEach.
 absl::StatusOr<CompileResult> Compile(const InventorySnapshot& snapshot, KeySource& keys);
+
+// The same compile, handing each host's bundle to `sink` in host-name order, one at a time (the
+// bundle is reused for the next host after `sink` returns). The snapshot is checked in full before
+// the first call, so a refused snapshot never reaches `sink`. A sink error stops the compile and is
+// returned. Returns the static keys, as CompileResult::static_keys.
+using BundleSink = absl::FunctionRef<absl::Status(const std::string& host, const v1::PolicyBundle& bundle)>;
+absl::StatusOr<std::map<std::string, StaticKeyMaterial>> CompileEach(const InventorySnapshot& snapshot, KeySource& keys,
+                                                                     BundleSink sink);
 
 // Deterministic protobuf serialization (stable field and map order) used for hashing and signing.
 std::string SerializeDeterministic(const google::protobuf::Message& message);

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <functional>
+#include <memory>
 #include <string>
 
 #include "ipfleet/common/status.h"
@@ -19,7 +20,7 @@ struct PreparedGeneration {
   uint64_t id = 0;  // the generation number it was compiled for
   fleet::GenerationRecord record;  // static_keys filled from the compile
   policy::InventorySnapshot snapshot;
-  policy::CompileResult compiled;
+  std::shared_ptr<const policy::CompiledGeneration> compiled;
 };
 
 absl::StatusOr<PreparedGeneration> PrepareGeneration(BundleFactory& bundles, fleet::GenerationRecord record, uint64_t id);

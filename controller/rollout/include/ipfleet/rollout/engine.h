@@ -77,7 +77,7 @@ class Engine {
     inventory::Rollout meta;  // hosts kept in `hosts` below
     std::map<std::string, HostRun> hosts;
     std::vector<std::vector<std::string>> waves;
-    std::shared_ptr<const CompiledGeneration> compiled;
+    std::shared_ptr<const policy::CompiledGeneration> compiled;
     int64_t wave_started = 0;
     bool meta_dirty = false;
     bool full_scan = true;            // look at every host of the current wave in the next pass
