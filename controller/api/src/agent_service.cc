@@ -25,12 +25,14 @@ using Reactor = grpc::ServerBidiReactor<v1::AgentMessage, v1::ControllerMessage>
 // At most one write is in flight (a gRPC rule); Send queues the rest.
 class StreamSink final : public SessionSink {
  public:
-  explicit StreamSink(Reactor* r) : reactor_(r) {}
+  StreamSink(Reactor* r, std::atomic<int64_t>& queued) : reactor_(r), queued_(queued) {}
+  ~StreamSink() override { queued_.fetch_sub(static_cast<int64_t>(queue_.size()), std::memory_order_relaxed); }
 
   bool Send(v1::ControllerMessage msg) override {
     std::lock_guard<std::mutex> lock(mu_);
     if (!reactor_ || finished_) return false;
     queue_.push_back(std::move(msg));
+    queued_.fetch_add(1, std::memory_order_relaxed);
     if (!writing_) {
       writing_ = true;
       reactor_->StartWrite(&queue_.front());
@@ -48,6 +50,7 @@ class StreamSink final : public SessionSink {
   void WriteDone(bool ok) {
     std::lock_guard<std::mutex> lock(mu_);
     queue_.pop_front();
+    queued_.fetch_sub(1, std::memory_order_relaxed);
     if (ok && !finished_ && reactor_ && !queue_.empty()) {
       reactor_->StartWrite(&queue_.front());
     } else {
@@ -69,6 +72,7 @@ class StreamSink final : public SessionSink {
   std::mutex mu_;
   Reactor* reactor_;
   std::deque<v1::ControllerMessage> queue_;  // front is the message being written
+  std::atomic<int64_t>& queued_;            // SessionRegistry::OutboundQueued
   bool writing_ = false;
   bool finished_ = false;
 };
@@ -76,7 +80,7 @@ class StreamSink final : public SessionSink {
 class SessionReactor final : public Reactor {
  public:
   SessionReactor(ControllerContext& ctx, SessionWriter& writer, grpc::CallbackServerContext* sctx)
-      : ctx_(ctx), writer_(writer), sink_(std::make_shared<StreamSink>(this)) {
+      : ctx_(ctx), writer_(writer), sink_(std::make_shared<StreamSink>(this, ctx.sessions->outbound_queued_counter())) {
     absl::StatusOr<PeerIdentity> peer = VerifyPeer(*sctx, *ctx_.pki, *ctx_.store, "host");
     if (!peer.ok()) {
       spdlog::warn("event=session_refused peer={} error=\"{}\"", sctx->peer(), std::string(peer.status().message()));
@@ -84,6 +88,11 @@ class SessionReactor final : public Reactor {
       return;
     }
     peer_ = std::move(*peer);
+    // Bundles repeat the proposal and selectors per tunnel and compress ~4x. Fewer bytes on the
+    // wire means fewer pages of gRPC's per-connection TLS buffers ever touched: measured with
+    // bench/rollout at 10,000 agents, the rollout's peak RSS rose 29 MiB over apply's instead of
+    // 54 MiB. gRPC clients accept gzip unless configured otherwise; the agent's do.
+    sctx->set_compression_algorithm(GRPC_COMPRESS_GZIP);
     StartRead(&in_);
   }
 

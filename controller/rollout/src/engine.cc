@@ -111,6 +111,20 @@ void Engine::Loop() {
     pushes.clear();
     pushes.shrink_to_fit();
     lock.lock();
+    if (run_ && run_->wave_starting) {
+      AwaitOutboundDrain(lock);
+      wake_ = true;  // the next chunk right away
+    }
+  }
+}
+
+void Engine::AwaitOutboundDrain(std::unique_lock<std::mutex>& lock) {
+  const auto limit = static_cast<int64_t>(options_.wave_chunk);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(options_.chunk_drain_timeout_ms);
+  // Writes complete on gRPC threads, which do not signal this engine: look every 2 ms (a chunk
+  // of 500 bundles takes tens of milliseconds to go out on loopback).
+  while (!stop_ && ctx_.sessions->OutboundQueued() > limit && std::chrono::steady_clock::now() < deadline) {
+    cv_.wait_for(lock, std::chrono::milliseconds(2), [&] { return stop_; });
   }
 }
 
@@ -255,9 +269,20 @@ void Engine::Step(std::vector<std::pair<std::string, v1::ControllerMessage>>* pu
 
 absl::Status Engine::StartWave(std::vector<std::pair<std::string, v1::ControllerMessage>>* pushes) {
   const uint32_t wave_no = run_->meta.current_wave;
+  const std::vector<std::string>& wave = run_->waves[wave_no];
   std::vector<std::string> todo;
-  for (const auto& h : run_->waves[wave_no]) {
-    if (run_->hosts[h].state == HostRolloutState::kPending) todo.push_back(h);
+  size_t pending = 0;
+  for (const auto& h : wave) {
+    if (run_->hosts[h].state != HostRolloutState::kPending) continue;
+    ++pending;
+    if (todo.size() < std::max<size_t>(options_.wave_chunk, 1)) todo.push_back(h);
+  }
+  const int64_t now = Now();
+  if (!run_->wave_starting) {
+    run_->wave_starting = true;
+    run_->wave_started = now;  // the wave timeout counts from its first chunk
+    spdlog::info("event=rollout_wave_started id={} generation={} wave={}/{} hosts={}", run_->meta.id,
+                 run_->meta.generation, wave_no + 1, run_->meta.waves, pending);
   }
   std::vector<uint64_t> versions(todo.size());
   IPFLEET_RETURN_IF_ERROR(ctx_.store->Transact([&](inventory::Tx& tx) -> absl::Status {
@@ -268,7 +293,6 @@ absl::Status Engine::StartWave(std::vector<std::pair<std::string, v1::Controller
   }));
   // Signed at wave start, not at rollout start: a host in a later wave keeps its current bundle
   // (also on reconnect) until its wave comes, and later waves carry the newest CRL.
-  const int64_t now = Now();
   IPFLEET_ASSIGN_OR_RETURN(std::vector<v1::SignedBundle> signed_bundles, SignAll(todo, versions));
   std::vector<inventory::BundleRecord> records;
   records.reserve(todo.size());
@@ -296,10 +320,12 @@ absl::Status Engine::StartWave(std::vector<std::pair<std::string, v1::Controller
     *msg.mutable_bundle() = std::move(signed_bundles[i]);
     pushes->emplace_back(todo[i], std::move(msg));
   }
-  run_->wave_started = now;
   run_->meta_dirty = false;
-  spdlog::info("event=rollout_wave_started id={} generation={} wave={}/{} hosts={}", run_->meta.id,
-               run_->meta.generation, wave_no + 1, run_->meta.waves, todo.size());
+  if (todo.size() == pending) {
+    run_->wave_starting = false;
+    spdlog::info("event=rollout_wave_sent id={} generation={} wave={}/{}", run_->meta.id, run_->meta.generation,
+                 wave_no + 1, run_->meta.waves);
+  }
   return absl::OkStatus();
 }
 

@@ -35,6 +35,12 @@ struct StartParams {
 struct EngineOptions {
   uint32_t default_wave_timeout_seconds = 120;
   int tick_ms = 50;  // how often the engine thread looks at timeouts when nothing happens
+  // A wave starts in chunks of this many hosts: versions, signatures, store and pushes per chunk,
+  // the next chunk once the sessions have written all but one chunk's worth of messages. Bounds
+  // the memory of a large wave (10,000 hosts in one go held ~160 MiB of bundles in flight).
+  size_t wave_chunk = 500;
+  // How long a chunk waits for that at most (a peer that stops reading must not stall the wave).
+  int chunk_drain_timeout_ms = 5000;
 };
 
 // Splits hosts (already sorted) into waves: ceil(canary%) hosts first (at least one when the
@@ -79,6 +85,7 @@ class Engine {
     std::vector<std::vector<std::string>> waves;
     std::shared_ptr<const policy::CompiledGeneration> compiled;
     int64_t wave_started = 0;
+    bool wave_starting = false;       // chunks of the current wave are still being sent
     bool meta_dirty = false;
     bool full_scan = true;            // look at every host of the current wave in the next pass
     size_t waiting = 0;               // hosts of the current wave still kSent (valid after a full scan)
@@ -92,7 +99,11 @@ class Engine {
   void Loop();
   // With mu_ held: evaluates the current wave, advances or halts. Returns pushes to do unlocked.
   void Step(std::vector<std::pair<std::string, v1::ControllerMessage>>* pushes);
+  // Signs, stores and queues the next chunk of the current wave's pending hosts.
   absl::Status StartWave(std::vector<std::pair<std::string, v1::ControllerMessage>>* pushes);
+  // With mu_ held (released while waiting): until the sessions' outbound queues are down to one
+  // chunk, the timeout passes, or Stop.
+  void AwaitOutboundDrain(std::unique_lock<std::mutex>& lock);
   bool HostDone(const std::string& host, const HostRun& h) const;
   absl::StatusOr<std::vector<v1::SignedBundle>> SignAll(const std::vector<std::string>& hosts,
                                                         const std::vector<uint64_t>& versions);

@@ -10,6 +10,7 @@
 // Register handlers before the server starts.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -52,6 +53,10 @@ class SessionRegistry {
   size_t ConnectedCount() const;
   // Last time anything arrived from the host on a session, 0 if never (since this start).
   int64_t LastSeen(const std::string& host) const;
+  // Messages accepted by sessions and not yet written to their connections (or dropped with their
+  // stream). The rollout paces a wave by it, so a 10,000-host wave is never in gRPC's buffers at
+  // once (each queued bundle is held ~3 times: message, serialized, encrypted).
+  int64_t OutboundQueued() const { return outbound_queued_.load(std::memory_order_relaxed); }
 
   void OnHello(HelloHandler h) { hello_.push_back(std::move(h)); }
   void OnBundleAck(AckHandler h) { ack_.push_back(std::move(h)); }
@@ -65,6 +70,8 @@ class SessionRegistry {
   void OnAttach(AttachHandler h) { attach_.push_back(std::move(h)); }
 
   // --- for the AgentService ----------------------------------------------------------------
+  // Sinks add what they queue and subtract what they wrote or dropped (see OutboundQueued).
+  std::atomic<int64_t>& outbound_queued_counter() { return outbound_queued_; }
   // Makes `sink` the host's session; a previous one is closed ("replaced by a newer session").
   void Attach(const std::string& host, std::shared_ptr<SessionSink> sink, int64_t now_unix);
   // Removes the host's session if it is still `sink` (a replaced session detaches nothing).
@@ -87,6 +94,7 @@ class SessionRegistry {
     int64_t last_seen = 0;
   };
   mutable std::mutex mu_;
+  std::atomic<int64_t> outbound_queued_{0};
   std::map<std::string, Entry> sessions_;
   std::map<std::string, int64_t> last_seen_;  // survives disconnects
   std::vector<HelloHandler> hello_;
