@@ -85,11 +85,14 @@ std::string AllocatorStats() {
   using GetProperty = int (*)(const char*, size_t*);
   auto get = reinterpret_cast<GetProperty>(::dlsym(RTLD_DEFAULT, "MallocExtension_GetNumericProperty"));
   if (!get) return "";
-  size_t allocated = 0, pageheap_free = 0;
+  size_t allocated = 0, pageheap_free = 0, thread_caches = 0, central = 0;
   get("generic.current_allocated_bytes", &allocated);
   get("tcmalloc.pageheap_free_bytes", &pageheap_free);
-  char buf[96];
-  std::snprintf(buf, sizeof(buf), " malloc_in_use_mib=%zu malloc_pageheap_free_mib=%zu", allocated >> 20, pageheap_free >> 20);
+  get("tcmalloc.current_total_thread_cache_bytes", &thread_caches);
+  get("tcmalloc.central_cache_free_bytes", &central);
+  char buf[160];
+  std::snprintf(buf, sizeof(buf), " malloc_in_use_mib=%zu malloc_pageheap_free_mib=%zu malloc_thread_caches_mib=%zu malloc_central_free_mib=%zu",
+                allocated >> 20, pageheap_free >> 20, thread_caches >> 20, central >> 20);
   return buf;
 }
 

@@ -35,11 +35,11 @@ InventorySnapshot FromYaml(const std::string& yaml, uint64_t generation = 1) {
 const char* kMesh =
     "hosts:\n  web1: {subnets: [10.11.0.0/16]}\n"
     "meshes:\n  - select: {site: fra}\n"
-    "tunnels:\n  - {name: keyed, ends: [web1, db1], auth: static}\n";
+    "tunnels:\n  - {name: keyed, ends: [web1, lonely], auth: static}\n";
 
-CompiledGeneration CompileOk(const InventorySnapshot& s) {
+CompiledGeneration CompileOk(const InventorySnapshot& s, std::map<std::string, StaticKeyMaterial>* static_keys = nullptr) {
   DeterministicKeySource keys(3);
-  auto g = CompiledGeneration::Compile(s, keys);
+  auto g = CompiledGeneration::Compile(s, keys, static_keys);
   EXPECT_TRUE(g.ok()) << g.status();
   return g.ok() ? std::move(*g) : CompiledGeneration{};
 }
@@ -101,7 +101,7 @@ TEST(CompiledGeneration, KeepsBytesAndTunnelPeers) {
   const auto& web1 = g.hosts.at("web1").tunnels;
   ASSERT_EQ(web1.size(), 3u);  // db1--web1, keyed, web1--web2
   EXPECT_EQ(web1[1].name, "keyed");
-  EXPECT_EQ(web1[1].peer_host, "db1");
+  EXPECT_EQ(web1[1].peer_host, "lonely");
   auto b = g.Bundle("web2");
   ASSERT_TRUE(b.ok()) << b.status();
   EXPECT_EQ(b->host(), "web2");
@@ -111,13 +111,17 @@ TEST(CompiledGeneration, KeepsBytesAndTunnelPeers) {
 TEST(FleetDiffOnBytes, FirstApplyAddsEverythingAndTouchesEveryHost) {
   auto d = fleet::Diff(CompiledGeneration{}, CompileOk(FromYaml(kMesh)));
   ASSERT_TRUE(d.ok()) << d.status();
-  ASSERT_EQ(d->tunnels.size(), 4u);
+  ASSERT_EQ(d->tunnels.size(), 4u);  // three from the mesh, "keyed"
   for (const auto& t : d->tunnels) EXPECT_EQ(t.change, "add") << t.tunnel;
   EXPECT_EQ(d->affected_hosts, (std::vector<std::string>{"db1", "lonely", "web1", "web2"}));
 }
 
 TEST(FleetDiffOnBytes, ANewGenerationOfTheSameFileChangesNothing) {
-  auto d = fleet::Diff(CompileOk(FromYaml(kMesh, 1)), CompileOk(FromYaml(kMesh, 2)));
+  std::map<std::string, StaticKeyMaterial> keys;
+  CompiledGeneration first = CompileOk(FromYaml(kMesh, 1), &keys);
+  InventorySnapshot second = FromYaml(kMesh, 2);
+  second.static_keys = keys;  // as apply carries them over
+  auto d = fleet::Diff(first, CompileOk(second));
   ASSERT_TRUE(d.ok()) << d.status();
   EXPECT_TRUE(d->tunnels.empty());
   EXPECT_TRUE(d->affected_hosts.empty());
@@ -137,7 +141,7 @@ TEST(FleetDiffOnBytes, NamesChangedFieldsRemovedTunnelsAndTheHostsTouched) {
   EXPECT_EQ(d->tunnels[1].change, "remove");
   EXPECT_EQ(d->tunnels[2].tunnel, "web1--web2");
   EXPECT_EQ(d->tunnels[2].detail, "subnets");
-  EXPECT_EQ(d->affected_hosts, (std::vector<std::string>{"db1", "web1", "web2"}));
+  EXPECT_EQ(d->affected_hosts, (std::vector<std::string>{"db1", "lonely", "web1", "web2"}));
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 
 #include "fake_agent.h"
 #include "ipfleet/ca/authority.h"
+#include "ipfleet/controller/api/session_registry.h"
 #include "ipfleet/controller/daemon/serve.h"
 #include "ipfleet/rollout/module.h"
 #include "ipfleet/v1/admin_service.grpc.pb.h"
@@ -44,9 +45,10 @@ class RolloutTest : public ::testing::Test {
     o.data_dir = dir_;
     o.listen = "127.0.0.1:0";
     o.fsync_every_commit = false;
-    o.fleet_factory = [](controller::ControllerContext& ctx) {
+    o.fleet_factory = [chunk = wave_chunk_](controller::ControllerContext& ctx) {
       rollout::ModuleOptions m;
       m.engine.tick_ms = 20;
+      m.engine.wave_chunk = chunk;
       return rollout::MakeFleetModule(ctx, m);
     };
     auto c = controller::Controller::Start(o);
@@ -135,6 +137,7 @@ class RolloutTest : public ::testing::Test {
     return nullptr;
   }
 
+  size_t wave_chunk_ = 500;  // hosts per chunk of a starting wave
   fs::path dir_;
   std::string ca_pem_;
   std::unique_ptr<controller::Controller> controller_;
@@ -207,6 +210,31 @@ TEST_F(RolloutTest, EachHostGetsOnlyItsOwnBundleAndItVerifiesAgainstTheCa) {
   a2.Connect(Target());
   EXPECT_TRUE(WaitFor([&] { return Connected("a2"); }));
   EXPECT_EQ(a2.bundles().size(), 1u);
+}
+
+TEST_F(RolloutTest, AWaveLargerThanAChunkGoesOutInChunksAndEveryHostGetsOneBundle) {
+  controller_->Shutdown(std::chrono::milliseconds(500));
+  controller_.reset();
+  wave_chunk_ = 2;  // 5 hosts: chunks of 2, 2 and 1
+  Start();
+  for (int i = 1; i <= 5; ++i) AddAgent("c" + std::to_string(i), "192.0.2." + std::to_string(30 + i), {{"group", "g1"}});
+  ASSERT_EQ(Apply(kMesh).generation(), 1u);
+  v1::RolloutStatus r = StartRollout(0, 0);
+  EXPECT_EQ(r.waves(), 1u);
+  v1::RolloutStatus done;
+  ASSERT_TRUE(WaitRolloutEnds(r.id(), &done));
+  ASSERT_EQ(done.state(), v1::ROLLOUT_STATE_SUCCEEDED) << done.error();
+  for (const auto& [name, agent] : agents_) {
+    auto bundles = agent->bundles();
+    ASSERT_EQ(bundles.size(), 1u) << name;
+    EXPECT_EQ(bundles[0].verify_error, "") << name;
+    EXPECT_EQ(bundles[0].bundle.host(), name);
+    EXPECT_EQ(bundles[0].bundle.tunnels_size(), 4) << name;
+    EXPECT_EQ(HostIn(done, name)->state(), v1::HOST_ROLLOUT_STATE_DONE) << name;
+  }
+  // Everything queued on the sessions was written: the pacing counter is back at zero.
+  EXPECT_TRUE(WaitFor([&] { return controller_->context().sessions->OutboundQueued() == 0; }))
+      << controller_->context().sessions->OutboundQueued();
 }
 
 TEST_F(RolloutTest, HostConnectingLaterGetsTheCurrentBundle) {

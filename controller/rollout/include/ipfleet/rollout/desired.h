@@ -19,7 +19,7 @@ namespace ipfleet::rollout {
 struct PreparedGeneration {
   uint64_t id = 0;  // the generation number it was compiled for
   fleet::GenerationRecord record;  // static_keys filled from the compile
-  policy::InventorySnapshot snapshot;
+  inventory::DesiredInventory desired;  // the listing, made while the snapshot was at hand
   std::shared_ptr<const policy::CompiledGeneration> compiled;
 };
 
