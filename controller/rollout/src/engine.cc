@@ -1,5 +1,7 @@
 #include "ipfleet/rollout/engine.h"
 
+#include <algorithm>
+
 #include <spdlog/spdlog.h>
 
 #include <absl/strings/str_cat.h>
@@ -48,11 +50,7 @@ absl::Status Engine::Start() {
     for (const auto& rec : health) {
       v1::HealthReport r;
       if (!r.ParseFromString(rec.report)) continue;
-      HealthView& v = health_[rec.host];
-      v.bundle_version = r.bundle_version();
-      for (const auto& t : r.tunnels()) {
-        if (t.up()) v.up.insert(t.tunnel());
-      }
+      health_[rec.host] = ViewOf(r);
     }
     absl::StatusOr<inventory::Rollout> latest = ctx_.store->LatestRollout();
     if (latest.ok() && latest->state == RolloutState::kRunning) {
@@ -136,7 +134,7 @@ bool Engine::HostDone(const std::string& host, const HostRun& h) const {
   auto health = health_.find(host);
   if (health == health_.end() || health->second.bundle_version < h.version) return false;
   for (const policy::CompiledGeneration::Tunnel& t : bundle->second.tunnels) {
-    if (health->second.up.count(t.name)) continue;
+    if (std::binary_search(health->second.up.begin(), health->second.up.end(), t.name)) continue;
     // A tunnel can only come up once its peer has the new bundle too: a peer in a later wave
     // (or still applying) does not hold this host back.
     const std::string& peer = t.peer_host;
@@ -534,15 +532,21 @@ void Engine::OnAck(const std::string& host, const v1::BundleAck& ack) {
   cv_.notify_all();
 }
 
+Engine::HealthView Engine::ViewOf(const v1::HealthReport& report) {
+  HealthView v;
+  v.bundle_version = report.bundle_version();
+  v.up.reserve(report.tunnels_size());
+  for (const auto& t : report.tunnels()) {
+    if (t.up()) v.up.push_back(t.tunnel());
+  }
+  std::sort(v.up.begin(), v.up.end());
+  return v;
+}
+
 void Engine::OnHealth(const std::string& host, const v1::HealthReport& report) {
   {
     std::lock_guard lock(mu_);
-    HealthView& v = health_[host];
-    v.bundle_version = report.bundle_version();
-    v.up.clear();
-    for (const auto& t : report.tunnels()) {
-      if (t.up()) v.up.insert(t.tunnel());
-    }
+    health_[host] = ViewOf(report);
     touched_.insert(host);
     wake_ = true;
   }

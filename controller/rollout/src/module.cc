@@ -5,6 +5,7 @@
 
 #include <absl/strings/str_cat.h>
 
+#include "ipfleet/common/memory.h"
 #include "ipfleet/controller/api/session_registry.h"
 #include "ipfleet/controller/inventory/store.h"
 #include "ipfleet/fleet/fleet_file.h"
@@ -76,7 +77,9 @@ class FleetModuleImpl final : public controller::FleetModule {
   }
 
   grpc::Status Apply(grpc::ServerContext*, const v1::ApplyRequest& req, v1::ApplyResponse* resp) override {
-    return ToGrpc(DoApply(req, resp));
+    absl::Status st = DoApply(req, resp);
+    ReleaseFreeMemoryToOs();  // the compile's transient memory, before a rollout needs its own
+    return ToGrpc(st);
   }
 
   grpc::Status StartRollout(grpc::ServerContext*, const v1::StartRolloutRequest& req, v1::RolloutStatus* out) override {
@@ -101,6 +104,7 @@ class FleetModuleImpl final : public controller::FleetModule {
   grpc::Status Rollback(grpc::ServerContext*, const v1::RollbackRequest& req, v1::RolloutStatus* out) override {
     std::lock_guard lock(apply_mu_);
     auto r = engine_.Rollback(req.generation());
+    ReleaseFreeMemoryToOs();  // as after Apply: Rollback compiles a generation too
     if (!r.ok()) return ToGrpc(r.status());
     ToProto(*r, out);
     return grpc::Status::OK;

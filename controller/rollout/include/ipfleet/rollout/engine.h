@@ -93,8 +93,11 @@ class Engine {
   };
   struct HealthView {
     uint64_t bundle_version = 0;
-    std::set<std::string> up;
+    // Sorted tunnel names: one allocation per host, where a std::set took one per tunnel
+    // (10,000 hosts x 9 tunnels: ~7 MiB against ~3 MiB).
+    std::vector<std::string> up;
   };
+  static HealthView ViewOf(const v1::HealthReport& report);
 
   void Loop();
   // With mu_ held: evaluates the current wave, advances or halts. Returns pushes to do unlocked.
