@@ -182,6 +182,7 @@ struct Identity {
 
 int g_total_agents = 0;
 bool g_connect_only = false;
+int g_rounds = 1;
 
 class SimAgent final : public grpc::ClientBidiReactor<v1::AgentMessage, v1::ControllerMessage> {
  public:
@@ -410,61 +411,70 @@ int RunRollout(int hosts, int group, const std::string& workdir) {
     c->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(seconds));
     return c;
   };
-  std::string yaml = "meshes:\n";
-  for (int g = 0; g * group < hosts; ++g) yaml += "  - {name: g" + std::to_string(g) + ", select: {group: g" + std::to_string(g) + "}}\n";
-  v1::ApplyRequest ar;
-  ar.set_fleet_yaml(yaml);
-  v1::ApplyResponse aresp;
-  auto t_apply = Clock::now();
-  grpc::Status gs = admin->Apply(call(300).get(), ar, &aresp);
-  if (!gs.ok()) {
-    std::fprintf(stderr, "apply: %s\n", gs.error_message().c_str());
-    ::kill(child, SIGKILL);
-    return 1;
-  }
-  std::printf("apply generation=%llu tunnels=%d seconds=%.2f controller_peak_rss_mib=%ld controller_rss_mib_now=%ld%s\n",
-              static_cast<unsigned long long>(aresp.generation()), aresp.changes_size(), Seconds(t_apply, Clock::now()),
-              PeakRssMiB(), CurrentRssMiB(), AllocatorStats().c_str());
+  // Round 1 rolls the mesh out; each further round changes the default proposal (every tunnel,
+  // every bundle) and rolls that out: peak RSS after several generations, not just the first.
+  for (int round = 1; round <= g_rounds; ++round) {
+    std::printf("round %d\n", round);
+    std::string yaml = "meshes:\n";
+    if (round > 1) {
+      yaml = "proposals:\n  default: {ike: {encryption: [" + std::string(round % 2 ? "aes128gcm16" : "aes256gcm16") +
+             "], prf: [prfsha256], dh_groups: [curve25519]}, esp: {encryption: [aes128gcm16]}}\n" + yaml;
+    }
+    for (int g = 0; g * group < hosts; ++g) yaml += "  - {name: g" + std::to_string(g) + ", select: {group: g" + std::to_string(g) + "}}\n";
+    v1::ApplyRequest ar;
+    ar.set_fleet_yaml(yaml);
+    v1::ApplyResponse aresp;
+    auto t_apply = Clock::now();
+    grpc::Status gs = admin->Apply(call(300).get(), ar, &aresp);
+    if (!gs.ok()) {
+      std::fprintf(stderr, "apply: %s\n", gs.error_message().c_str());
+      ::kill(child, SIGKILL);
+      return 1;
+    }
+    std::printf("apply generation=%llu tunnels=%d seconds=%.2f controller_peak_rss_mib=%ld controller_rss_mib_now=%ld%s\n",
+                static_cast<unsigned long long>(aresp.generation()), aresp.changes_size(), Seconds(t_apply, Clock::now()),
+                PeakRssMiB(), CurrentRssMiB(), AllocatorStats().c_str());
 
-  v1::StartRolloutRequest sr;
-  sr.set_wave_timeout_seconds(600);
-  v1::RolloutStatus r;
-  auto t0 = Clock::now();
-  std::printf("rollout_start mono=%.3f\n", Mono());
-  const double cpu0 = CpuSeconds();
-  gs = admin->StartRollout(call(60).get(), sr, &r);
-  if (!gs.ok()) {
-    std::fprintf(stderr, "rollout: %s\n", gs.error_message().c_str());
-    ::kill(child, SIGKILL);
-    return 1;
-  }
-  double started = Seconds(t0, Clock::now());
-  v1::GetRolloutRequest gr;
-  gr.set_id(r.id());
-  int next_report = 1;
-  for (;;) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    v1::RolloutStatus s;
-    if (!admin->GetRollout(call(60).get(), gr, &s).ok()) continue;
-    if (Seconds(t0, Clock::now()) >= next_report) {
-      int done = 0, sent = 0;
-      for (const auto& h : s.hosts()) {
-        done += h.state() == v1::HOST_ROLLOUT_STATE_DONE;
-        sent += h.state() == v1::HOST_ROLLOUT_STATE_SENT;
+    v1::StartRolloutRequest sr;
+    sr.set_wave_timeout_seconds(600);
+    v1::RolloutStatus r;
+    auto t0 = Clock::now();
+    std::printf("rollout_start mono=%.3f\n", Mono());
+    const double cpu0 = CpuSeconds();
+    gs = admin->StartRollout(call(60).get(), sr, &r);
+    if (!gs.ok()) {
+      std::fprintf(stderr, "rollout: %s\n", gs.error_message().c_str());
+      ::kill(child, SIGKILL);
+      return 1;
+    }
+    double started = Seconds(t0, Clock::now());
+    v1::GetRolloutRequest gr;
+    gr.set_id(r.id());
+    int next_report = 1;
+    for (;;) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      v1::RolloutStatus s;
+      if (!admin->GetRollout(call(60).get(), gr, &s).ok()) continue;
+      if (Seconds(t0, Clock::now()) >= next_report) {
+        int done = 0, sent = 0;
+        for (const auto& h : s.hosts()) {
+          done += h.state() == v1::HOST_ROLLOUT_STATE_DONE;
+          sent += h.state() == v1::HOST_ROLLOUT_STATE_SENT;
+        }
+        std::printf("progress t=%.1f sent=%d done=%d mono=%.3f\n", Seconds(t0, Clock::now()), sent, done, Mono());
+        ++next_report;
       }
-      std::printf("progress t=%.1f sent=%d done=%d mono=%.3f\n", Seconds(t0, Clock::now()), sent, done, Mono());
-      ++next_report;
+      if (s.state() != v1::ROLLOUT_STATE_RUNNING) {
+        int done = 0;
+        for (const auto& h : s.hosts()) done += h.state() == v1::HOST_ROLLOUT_STATE_DONE;
+        std::printf("rollout hosts=%d state=%d done=%d start_rpc_seconds=%.2f all_acked_seconds=%.2f controller_peak_rss_mib=%ld "
+                    "controller_cpu_seconds=%.2f load1=%.1f%s\n",
+                    hosts, static_cast<int>(s.state()), done, started, Seconds(t0, Clock::now()), PeakRssMiB(),
+                    CpuSeconds() - cpu0, Load1(), AllocatorStats().c_str());
+        break;
+      }
     }
-    if (s.state() != v1::ROLLOUT_STATE_RUNNING) {
-      int done = 0;
-      for (const auto& h : s.hosts()) done += h.state() == v1::HOST_ROLLOUT_STATE_DONE;
-      std::printf("rollout hosts=%d state=%d done=%d start_rpc_seconds=%.2f all_acked_seconds=%.2f controller_peak_rss_mib=%ld "
-                  "controller_cpu_seconds=%.2f load1=%.1f%s\n",
-                  hosts, static_cast<int>(s.state()), done, started, Seconds(t0, Clock::now()), PeakRssMiB(),
-                  CpuSeconds() - cpu0, Load1(), AllocatorStats().c_str());
-      break;
-    }
-  }
+  }  // rounds
   ::kill(child, SIGKILL);
   ::waitpid(child, nullptr, 0);
   (*ctl)->Shutdown(std::chrono::milliseconds(500));
@@ -490,6 +500,8 @@ int main(int argc, char** argv) {
   }
   rollout->add_option("--workdir", workdir, "where the controller data directory goes");
   rollout->add_flag("--connect-only", ipfleet::bench::g_connect_only, "stop once every session is up (memory analysis)");
+  rollout->add_option("--rounds", ipfleet::bench::g_rounds, "generations to apply and roll out one after another (2+: each changes every bundle)")
+      ->check(CLI::Range(1, 10));
   app.require_subcommand(1);
   CLI11_PARSE(app, argc, argv);
   spdlog::set_level(spdlog::level::warn);

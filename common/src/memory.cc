@@ -19,4 +19,10 @@ const char* ReleaseFreeMemoryToOs() {
   return "glibc";
 }
 
+bool CapAllocatorThreadCaches(size_t bytes) {
+  using SetProperty = int (*)(const char*, size_t);
+  auto set = reinterpret_cast<SetProperty>(::dlsym(RTLD_DEFAULT, "MallocExtension_SetNumericProperty"));
+  return set != nullptr && set("tcmalloc.max_total_thread_cache_bytes", bytes) != 0;
+}
+
 }  // namespace ipfleet

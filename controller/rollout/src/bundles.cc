@@ -76,7 +76,7 @@ absl::StatusOr<std::shared_ptr<const policy::CompiledGeneration>> BundleFactory:
 void BundleFactory::Remember(uint64_t generation, std::shared_ptr<const policy::CompiledGeneration> compiled) {
   std::lock_guard lock(mu_);
   cache_[generation] = std::move(compiled);
-  while (cache_.size() > 2) cache_.erase(cache_.begin());  // keep the newest generations
+  while (cache_.size() > 1) cache_.erase(cache_.begin());  // keep the newest generation
 }
 
 absl::StatusOr<v1::SignedBundle> BundleFactory::Sign(v1::PolicyBundle bundle, uint64_t version) const {

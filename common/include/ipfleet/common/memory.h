@@ -13,4 +13,9 @@ namespace ipfleet {
 // "glibc").
 const char* ReleaseFreeMemoryToOs();
 
+// Caps the memory tcmalloc keeps in its per-thread caches (all threads together; its default is
+// 32 MiB, and the controller's gRPC threads filled 13-21 MiB of it over three 10,000-host
+// rollouts). No effect without tcmalloc. Returns whether tcmalloc took the setting.
+bool CapAllocatorThreadCaches(size_t bytes);
+
 }  // namespace ipfleet
