@@ -108,6 +108,45 @@ TEST(CompiledGeneration, KeepsBytesAndTunnelPeers) {
   EXPECT_EQ(g.Bundle("nobody").status().code(), absl::StatusCode::kNotFound);
 }
 
+// A hub's bundle outgrows the 1 MiB blocks the bytes are packed in; its spokes' bundles go on
+// filling the current block around it.
+TEST(CompiledGeneration, ABundleLargerThanABlockKeepsItsBytes) {
+  InventorySnapshot s;
+  s.generation = 1;
+  s.controller = {{"192.0.2.250"}, 7443};
+  v1::Proposal p;
+  p.set_name("default");
+  p.mutable_ike()->add_encryption("aes128gcm16");
+  p.mutable_ike()->add_prf("prfsha256");
+  p.mutable_ike()->add_dh_groups("curve25519");
+  p.mutable_esp()->add_encryption("aes128gcm16");
+  s.proposals["default"] = p;
+  s.hosts.push_back({"hub", {"10.0.0.1"}, {}, {}, {}});
+  for (int i = 0; i < 6000; ++i) {  // ~210 bytes per tunnel in the hub's bundle
+    std::string name = "spoke" + std::to_string(10000 + i);
+    s.hosts.push_back({name, {"10.1." + std::to_string(i / 250) + "." + std::to_string(i % 250 + 1)}, {}, {}, {}});
+    Tunnel t;
+    t.name = "hub--" + name;
+    t.a = {"hub", false, {}};
+    t.b = {name, false, {}};
+    t.proposal = "default";
+    t.origin = "test";
+    s.tunnels.push_back(std::move(t));
+  }
+  DeterministicKeySource k1(1), k2(1);
+  auto whole = Compile(s, k1);
+  ASSERT_TRUE(whole.ok()) << whole.status();
+  auto g = CompiledGeneration::Compile(s, k2);
+  ASSERT_TRUE(g.ok()) << g.status();
+  ASSERT_GT(SerializeDeterministic(whole->bundles.at("hub")).size(), size_t{1} << 20);
+  ASSERT_EQ(g->hosts.size(), whole->bundles.size());
+  for (const auto& [host, b] : whole->bundles) {
+    EXPECT_EQ(g->hosts.at(host).bytes, SerializeDeterministic(b)) << host;
+  }
+  CompiledGeneration moved = std::move(*g);  // the bytes stay where they are
+  EXPECT_EQ(moved.hosts.at("hub").bytes, SerializeDeterministic(whole->bundles.at("hub")));
+}
+
 TEST(FleetDiffOnBytes, FirstApplyAddsEverythingAndTouchesEveryHost) {
   auto d = fleet::Diff(CompiledGeneration{}, CompileOk(FromYaml(kMesh)));
   ASSERT_TRUE(d.ok()) << d.status();

@@ -1,28 +1,40 @@
 #include "ipfleet/policy/compiled_generation.h"
 
+#include <cstring>
+
 #include <absl/strings/str_cat.h>
 
 namespace ipfleet::policy {
-namespace {
 
-CompiledGeneration::HostBundle Keep(const v1::PolicyBundle& bundle) {
-  CompiledGeneration::HostBundle h;
-  h.bytes = SerializeDeterministic(bundle);
+void CompiledGeneration::Add(const std::string& host, const v1::PolicyBundle& bundle) {
+  const std::string bytes = SerializeDeterministic(bundle);
+  char* at;
+  if (bytes.size() > kBlockSize) {  // a bundle larger than a block gets a block of its own,
+    auto own = std::make_unique<char[]>(bytes.size());
+    at = own.get();
+    // inserted before the block being filled, which stays last
+    blocks_.insert(blocks_.empty() ? blocks_.end() : blocks_.end() - 1, std::move(own));
+  } else {
+    if (kBlockSize - block_used_ < bytes.size()) {
+      blocks_.push_back(std::make_unique<char[]>(kBlockSize));
+      block_used_ = 0;
+    }
+    at = blocks_.back().get() + block_used_;
+    block_used_ += bytes.size();
+  }
+  std::memcpy(at, bytes.data(), bytes.size());
+  HostBundle& h = hosts.emplace_hint(hosts.end(), host, HostBundle{})->second;  // hosts come in name order
+  h.bytes = std::string_view(at, bytes.size());
   h.tunnels.reserve(bundle.tunnels_size());
   for (const v1::TunnelSpec& t : bundle.tunnels()) h.tunnels.push_back({t.name(), t.remote().host()});
-  return h;
 }
-
-}  // namespace
 
 absl::StatusOr<CompiledGeneration> CompiledGeneration::Compile(const InventorySnapshot& snapshot, KeySource& keys,
                                                                std::map<std::string, StaticKeyMaterial>* static_keys) {
   CompiledGeneration g;
-  auto hint = g.hosts.end();  // hosts arrive in name order: every insert goes at the end
   IPFLEET_ASSIGN_OR_RETURN(auto compiled_keys,
                            CompileEach(snapshot, keys, [&](const std::string& host, const v1::PolicyBundle& bundle) {
-                             hint = g.hosts.emplace_hint(hint, host, Keep(bundle));
-                             ++hint;
+                             g.Add(host, bundle);
                              return absl::OkStatus();
                            }));
   if (static_keys) *static_keys = std::move(compiled_keys);
@@ -31,7 +43,7 @@ absl::StatusOr<CompiledGeneration> CompiledGeneration::Compile(const InventorySn
 
 CompiledGeneration CompiledGeneration::From(const CompileResult& compiled) {
   CompiledGeneration g;
-  for (const auto& [host, bundle] : compiled.bundles) g.hosts.emplace(host, Keep(bundle));
+  for (const auto& [host, bundle] : compiled.bundles) g.Add(host, bundle);
   return g;
 }
 
@@ -39,7 +51,7 @@ absl::StatusOr<v1::PolicyBundle> CompiledGeneration::Bundle(const std::string& h
   auto it = hosts.find(host);
   if (it == hosts.end()) return absl::NotFoundError(absl::StrCat("no compiled bundle for host ", host));
   v1::PolicyBundle b;
-  if (!b.ParseFromString(it->second.bytes)) {
+  if (!b.ParseFromArray(it->second.bytes.data(), static_cast<int>(it->second.bytes.size()))) {
     return absl::InternalError(absl::StrCat("compiled bundle of host ", host, " does not parse"));
   }
   return b;

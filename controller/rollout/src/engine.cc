@@ -342,7 +342,7 @@ absl::StatusOr<std::vector<v1::SignedBundle>> Engine::SignAll(const std::vector<
     for (size_t i = t; i < hosts.size(); i += threads) {
       auto b = compiled.hosts.find(hosts[i]);
       v1::PolicyBundle bundle;
-      if (b == compiled.hosts.end() || !bundle.ParseFromString(b->second.bytes)) {
+      if (b == compiled.hosts.end() || !bundle.ParseFromArray(b->second.bytes.data(), static_cast<int>(b->second.bytes.size()))) {
         errors[t] = absl::InternalError(absl::StrCat("no compiled bundle for host ", hosts[i]));
         return;
       }
