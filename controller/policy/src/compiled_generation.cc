@@ -1,30 +1,28 @@
 #include "ipfleet/policy/compiled_generation.h"
 
-#include <cstring>
-
 #include <absl/strings/str_cat.h>
 
 namespace ipfleet::policy {
 
 void CompiledGeneration::Add(const std::string& host, const v1::PolicyBundle& bundle) {
-  const std::string bytes = SerializeDeterministic(bundle);
+  const size_t size = bundle.ByteSizeLong();
   char* at;
-  if (bytes.size() > kBlockSize) {  // a bundle larger than a block gets a block of its own,
-    auto own = std::make_unique<char[]>(bytes.size());
+  if (size > kBlockSize) {  // a bundle larger than a block gets a block of its own,
+    auto own = std::make_unique<char[]>(size);
     at = own.get();
     // inserted before the block being filled, which stays last
     blocks_.insert(blocks_.empty() ? blocks_.end() : blocks_.end() - 1, std::move(own));
   } else {
-    if (kBlockSize - block_used_ < bytes.size()) {
+    if (kBlockSize - block_used_ < size) {
       blocks_.push_back(std::make_unique<char[]>(kBlockSize));
       block_used_ = 0;
     }
     at = blocks_.back().get() + block_used_;
-    block_used_ += bytes.size();
+    block_used_ += size;
   }
-  std::memcpy(at, bytes.data(), bytes.size());
+  SerializeDeterministicWithCachedSizes(bundle, at, size);
   HostBundle& h = hosts.emplace_hint(hosts.end(), host, HostBundle{})->second;  // hosts come in name order
-  h.bytes = std::string_view(at, bytes.size());
+  h.bytes = std::string_view(at, size);
   h.tunnels.reserve(bundle.tunnels_size());
   for (const v1::TunnelSpec& t : bundle.tunnels()) h.tunnels.push_back({t.name(), t.remote().host()});
 }
@@ -38,12 +36,6 @@ absl::StatusOr<CompiledGeneration> CompiledGeneration::Compile(const InventorySn
                              return absl::OkStatus();
                            }));
   if (static_keys) *static_keys = std::move(compiled_keys);
-  return g;
-}
-
-CompiledGeneration CompiledGeneration::From(const CompileResult& compiled) {
-  CompiledGeneration g;
-  for (const auto& [host, bundle] : compiled.bundles) g.Add(host, bundle);
   return g;
 }
 

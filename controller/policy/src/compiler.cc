@@ -394,13 +394,16 @@ absl::StatusOr<CompileResult> Compile(const InventorySnapshot& snapshot, KeySour
 // ends with up to twice the capacity it needs, and the controller keeps 10,000 of these.
 std::string SerializeDeterministic(const google::protobuf::Message& message) {
   std::string out(message.ByteSizeLong(), '\0');
-  {  // the coded stream flushes its last bytes into `out` when it goes out of scope
-    google::protobuf::io::ArrayOutputStream stream(out.data(), static_cast<int>(out.size()));
-    google::protobuf::io::CodedOutputStream coded(&stream);
-    coded.SetSerializationDeterministic(true);
-    message.SerializeWithCachedSizes(&coded);  // sizes cached by ByteSizeLong above
-  }
+  SerializeDeterministicWithCachedSizes(message, out.data(), out.size());
   return out;
+}
+
+void SerializeDeterministicWithCachedSizes(const google::protobuf::Message& message, char* out, size_t size) {
+  // The coded stream flushes its last bytes into `out` when it goes out of scope.
+  google::protobuf::io::ArrayOutputStream stream(out, static_cast<int>(size));
+  google::protobuf::io::CodedOutputStream coded(&stream);
+  coded.SetSerializationDeterministic(true);
+  message.SerializeWithCachedSizes(&coded);
 }
 
 }  // namespace ipfleet::policy

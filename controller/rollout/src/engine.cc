@@ -268,12 +268,13 @@ void Engine::Step(std::vector<std::pair<std::string, v1::ControllerMessage>>* pu
 absl::Status Engine::StartWave(std::vector<std::pair<std::string, v1::ControllerMessage>>* pushes) {
   const uint32_t wave_no = run_->meta.current_wave;
   const std::vector<std::string>& wave = run_->waves[wave_no];
-  std::vector<std::string> todo;
-  size_t pending = 0;
+  const size_t chunk = std::max<size_t>(options_.wave_chunk, 1);  // 0 would never send anything
+  std::vector<std::string> todo;  // this chunk: the first `chunk` hosts still pending
+  size_t pending = 0;             // all hosts of the wave still pending, this chunk included
   for (const auto& h : wave) {
     if (run_->hosts[h].state != HostRolloutState::kPending) continue;
     ++pending;
-    if (todo.size() < std::max<size_t>(options_.wave_chunk, 1)) todo.push_back(h);
+    if (todo.size() < chunk) todo.push_back(h);
   }
   const int64_t now = Now();
   if (!run_->wave_starting) {
@@ -319,7 +320,7 @@ absl::Status Engine::StartWave(std::vector<std::pair<std::string, v1::Controller
     pushes->emplace_back(todo[i], std::move(msg));
   }
   run_->meta_dirty = false;
-  if (todo.size() == pending) {
+  if (todo.size() == pending) {  // that was the wave's last chunk
     run_->wave_starting = false;
     spdlog::info("event=rollout_wave_sent id={} generation={} wave={}/{}", run_->meta.id, run_->meta.generation,
                  wave_no + 1, run_->meta.waves);

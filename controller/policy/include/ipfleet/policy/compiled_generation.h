@@ -33,8 +33,6 @@ struct CompiledGeneration {
   // Compiles `snapshot`; the static keys go to `static_keys` when it is given.
   static absl::StatusOr<CompiledGeneration> Compile(const InventorySnapshot& snapshot, KeySource& keys,
                                                     std::map<std::string, StaticKeyMaterial>* static_keys = nullptr);
-  // The same from a result already held as trees (tests).
-  static CompiledGeneration From(const CompileResult& compiled);
 
   // One host's bundle as a tree again.
   absl::StatusOr<v1::PolicyBundle> Bundle(const std::string& host) const;

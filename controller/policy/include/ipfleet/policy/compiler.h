@@ -57,5 +57,8 @@ absl::StatusOr<std::map<std::string, StaticKeyMaterial>> CompileEach(const Inven
 
 // Deterministic protobuf serialization (stable field and map order) used for hashing and signing.
 std::string SerializeDeterministic(const google::protobuf::Message& message);
+// The same into `out`, which holds exactly `size` bytes: `size` is what message.ByteSizeLong()
+// returned just before (it also caches the sizes of nested messages this relies on).
+void SerializeDeterministicWithCachedSizes(const google::protobuf::Message& message, char* out, size_t size);
 
 }  // namespace ipfleet::policy
