@@ -2,7 +2,6 @@
 // with SIGKILL mid-write, restarted, and checked: the database is intact (PRAGMA integrity_check,
 // foreign keys), every write the controller acknowledged is there, and every write is all or
 // nothing (host + token + audit row). Also: SIGTERM shuts down cleanly with exit status 0.
-#include <fcntl.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -13,65 +12,12 @@
 #include <mutex>
 #include <set>
 
+#include "controller_process.h"
 #include "harness.h"
 #include "ipfleet/controller/inventory/sqlite_store.h"
 
 namespace ipfleet::testing {
 namespace {
-
-class ControllerProcess {
- public:
-  explicit ControllerProcess(fs::path dir, std::string notify_socket = {})
-      : dir_(std::move(dir)), notify_socket_(std::move(notify_socket)) {}
-  ~ControllerProcess() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, nullptr, 0);
-    }
-  }
-
-  void Start() {
-    pid_ = ::fork();
-    ASSERT_GE(pid_, 0);
-    if (pid_ == 0) {
-      int log = ::open((dir_ / "controller.log").c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
-      ::dup2(log, 1);
-      ::dup2(log, 2);
-      if (!notify_socket_.empty()) ::setenv("NOTIFY_SOCKET", notify_socket_.c_str(), 1);
-      ::execl(IPFLEET_CONTROLLER_PATH, "ipfleet-controller", "serve", "--data-dir", dir_.c_str(), "--listen",
-              "127.0.0.1:0", static_cast<char*>(nullptr));
-      ::_exit(127);
-    }
-    stub_ = v1::AdminService::NewStub(
-        grpc::CreateChannel("unix:" + (dir_ / "admin.sock").string(), grpc::InsecureChannelCredentials()));
-    bool ready = WaitFor(
-        [&] {
-          grpc::ClientContext ctx;
-          ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(500));
-          v1::ListHostsResponse r;
-          return stub_->ListHosts(&ctx, v1::ListHostsRequest(), &r).ok();
-        },
-        std::chrono::seconds(30));
-    ASSERT_TRUE(ready) << ReadFileOrDie(dir_ / "controller.log");
-  }
-
-  // Sends `sig`, waits for the exit; returns the wait status.
-  int Stop(int sig) {
-    ::kill(pid_, sig);
-    int status = 0;
-    ::waitpid(pid_, &status, 0);
-    pid_ = -1;
-    return status;
-  }
-
-  v1::AdminService::Stub& admin() { return *stub_; }
-
- private:
-  fs::path dir_;
-  std::string notify_socket_;
-  pid_t pid_ = -1;
-  std::unique_ptr<v1::AdminService::Stub> stub_;
-};
 
 class ControllerCrashTest : public ::testing::Test {
  protected:
@@ -85,14 +31,22 @@ class ControllerCrashTest : public ::testing::Test {
     std::error_code ec;
     fs::remove_all(dir_, ec);
   }
+  ControllerProcessOptions Options(std::string notify_socket = {}) const {
+    ControllerProcessOptions o;
+    o.binary = IPFLEET_CONTROLLER_PATH;
+    o.data_dir = dir_;
+    o.notify_socket = std::move(notify_socket);
+    return o;
+  }
   fs::path dir_;
 };
 
 TEST_F(ControllerCrashTest, SigkillDuringAdminWritesLosesNothing) {
   std::set<std::string> acked;
   for (int round = 0; round < 3; ++round) {
-    ControllerProcess proc(dir_);
-    ASSERT_NO_FATAL_FAILURE(proc.Start());
+    ControllerProcess proc(Options());
+    absl::Status started = proc.Start();
+    ASSERT_TRUE(started.ok()) << started;
     std::mutex mu;
     std::atomic<bool> stop{false};
     std::atomic<int> acked_this_round{0};
@@ -147,8 +101,9 @@ TEST_F(ControllerCrashTest, SigkillDuringAdminWritesLosesNothing) {
     }
   }
   // A clean restart serves everything, and SIGTERM stops it with status 0.
-  ControllerProcess proc(dir_);
-  ASSERT_NO_FATAL_FAILURE(proc.Start());
+  ControllerProcess proc(Options());
+  absl::Status started = proc.Start();
+  ASSERT_TRUE(started.ok()) << started;
   grpc::ClientContext ctx;
   v1::ListHostsResponse hosts;
   ASSERT_TRUE(proc.admin().ListHosts(&ctx, v1::ListHostsRequest(), &hosts).ok());
@@ -163,8 +118,9 @@ TEST_F(ControllerCrashTest, SigkillDuringAdminWritesLosesNothing) {
 }
 
 TEST_F(ControllerCrashTest, SecondControllerOnTheSameDirectoryRefuses) {
-  ControllerProcess first(dir_);
-  ASSERT_NO_FATAL_FAILURE(first.Start());
+  ControllerProcess first(Options());
+  absl::Status started = first.Start();
+  ASSERT_TRUE(started.ok()) << started;
   int status = -1;
   std::string out = RunCommand(std::string(IPFLEET_CONTROLLER_PATH) + " serve --data-dir " + dir_.string() +
                                    " --listen 127.0.0.1:0 2>&1",
@@ -196,8 +152,9 @@ TEST_F(ControllerCrashTest, ServeNotifiesSystemdReadyAndStopping) {
     ssize_t n = ::recv(fd, buf, sizeof buf, 0);
     return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
   };
-  ControllerProcess proc(dir_, sock.string());
-  ASSERT_NO_FATAL_FAILURE(proc.Start());
+  ControllerProcess proc(Options(sock.string()));
+  absl::Status started = proc.Start();
+  ASSERT_TRUE(started.ok()) << started;
   std::string ready = receive(10000);
   EXPECT_NE(ready.find("READY=1"), std::string::npos) << ready;
   int status = proc.Stop(SIGTERM);

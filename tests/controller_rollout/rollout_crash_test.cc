@@ -1,16 +1,14 @@
 // The controller process is killed with SIGKILL in the middle of a rollout and started again: the
 // same rollout resumes with the same versions and bytes, and finishes.
 #include <gtest/gtest.h>
-#include <fcntl.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <random>
 
+#include "controller_process.h"
 #include "fake_agent.h"
 #include "free_port.h"
 #include "ipfleet/ca/authority.h"
@@ -37,36 +35,21 @@ class CrashTest : public ::testing::Test {
   }
   void TearDown() override {
     agents_.clear();
-    Kill(SIGTERM);
+    controller_.reset();  // SIGKILLs a controller a failed test left running
     std::error_code ec;
     fs::remove_all(dir_, ec);
   }
 
+  // Starts (or restarts) the controller process on the same directory and agent port.
   void Spawn() {
-    std::string listen = "127.0.0.1:" + std::to_string(port_);
-    std::string log = (dir_ / "controller.log").string();
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
-      ::dup2(fd, 2);
-      ::execl(IPFLEET_CONTROLLER_PATH, "ipfleet-controller", "serve", "--data-dir", dir_.c_str(), "--listen",
-              listen.c_str(), nullptr);
-      ::_exit(127);
-    }
-    admin_ = v1::AdminService::NewStub(
-        grpc::CreateChannel("unix:" + (dir_ / "admin.sock").string(), grpc::InsecureChannelCredentials()));
-    ASSERT_TRUE(WaitFor([&] {
-      v1::FleetStatusResponse r;
-      return admin_->FleetStatus(Ctx(2).get(), v1::FleetStatusRequest(), &r).ok();
-    })) << "controller did not come up; see " << log;
-  }
-
-  void Kill(int sig) {
-    if (pid_ <= 0) return;
-    ::kill(pid_, sig);
-    int st = 0;
-    ::waitpid(pid_, &st, 0);
-    pid_ = -1;
+    ControllerProcessOptions o;
+    o.binary = IPFLEET_CONTROLLER_PATH;
+    o.data_dir = dir_;
+    o.listen = Target();
+    controller_ = std::make_unique<ControllerProcess>(std::move(o));
+    absl::Status started = controller_->Start();
+    ASSERT_TRUE(started.ok()) << started;
+    admin_ = &controller_->admin();
   }
 
   static std::unique_ptr<grpc::ClientContext> Ctx(int seconds = 20) {
@@ -91,23 +74,30 @@ class CrashTest : public ::testing::Test {
     return r;
   }
 
-  static const v1::HostRollout* HostIn(const v1::RolloutStatus& r, const std::string& host) {
+  static const v1::HostRollout* Find(const v1::RolloutStatus& r, const std::string& host) {
     for (const auto& h : r.hosts()) {
       if (h.host() == host) return &h;
     }
     return nullptr;
   }
+  // The host's row; a missing row is a test failure, not a crash.
+  static const v1::HostRollout& HostIn(const v1::RolloutStatus& r, const std::string& host) {
+    const v1::HostRollout* h = Find(r, host);
+    if (h) return *h;
+    ADD_FAILURE() << host << " is missing from rollout " << r.id();
+    return v1::HostRollout::default_instance();
+  }
 
   fs::path dir_;
   std::string ca_pem_;
   int port_ = 0;
-  pid_t pid_ = -1;
-  std::unique_ptr<v1::AdminService::Stub> admin_;
+  std::unique_ptr<ControllerProcess> controller_;
+  v1::AdminService::Stub* admin_ = nullptr;
   std::map<std::string, std::unique_ptr<FakeAgent>> agents_;
 };
 
 TEST_F(CrashTest, SigkillMidRolloutResumesTheSameRollout) {
-  Spawn();
+  ASSERT_NO_FATAL_FAILURE(Spawn());
   std::vector<std::string> names = {"k1", "k2", "k3", "k4"};
   for (size_t i = 0; i < names.size(); ++i) {
     v1::AddHostRequest req;
@@ -137,21 +127,21 @@ TEST_F(CrashTest, SigkillMidRolloutResumesTheSameRollout) {
   v1::RolloutStatus before;
   ASSERT_TRUE(WaitFor([&] {
     before = Rollout(started.id());
-    const v1::HostRollout* h = HostIn(before, "k3");
+    const v1::HostRollout* h = Find(before, "k3");
     return h && h->state() == v1::HOST_ROLLOUT_STATE_SENT && agents_["k3"]->bundles().size() == 1;
   }));
-  EXPECT_EQ(HostIn(before, "k2")->state(), v1::HOST_ROLLOUT_STATE_DONE);
-  EXPECT_EQ(HostIn(before, "k4")->state(), v1::HOST_ROLLOUT_STATE_PENDING);
+  EXPECT_EQ(HostIn(before, "k2").state(), v1::HOST_ROLLOUT_STATE_DONE);
+  EXPECT_EQ(HostIn(before, "k4").state(), v1::HOST_ROLLOUT_STATE_PENDING);
 
-  Kill(SIGKILL);
-  Spawn();
+  controller_->Stop(SIGKILL);
+  ASSERT_NO_FATAL_FAILURE(Spawn());
   v1::RolloutStatus resumed = Rollout(0);
   EXPECT_EQ(resumed.id(), started.id());
   EXPECT_EQ(resumed.state(), v1::ROLLOUT_STATE_RUNNING);
   EXPECT_EQ(resumed.current_wave(), 2u);
   for (const auto& name : {"k1", "k2", "k3"}) {
-    EXPECT_EQ(HostIn(resumed, name)->version(), HostIn(before, name)->version()) << name;
-    EXPECT_EQ(HostIn(resumed, name)->state(), HostIn(before, name)->state()) << name;
+    EXPECT_EQ(HostIn(resumed, name).version(), HostIn(before, name).version()) << name;
+    EXPECT_EQ(HostIn(resumed, name).state(), HostIn(before, name).state()) << name;
   }
 
   agents_["k3"]->set_mode(FakeAgent::Mode::kAck);
@@ -162,11 +152,11 @@ TEST_F(CrashTest, SigkillMidRolloutResumesTheSameRollout) {
     return done.state() != v1::ROLLOUT_STATE_RUNNING;
   }));
   ASSERT_EQ(done.state(), v1::ROLLOUT_STATE_SUCCEEDED) << done.error();
-  EXPECT_EQ(HostIn(done, "k3")->version(), HostIn(before, "k3")->version());
+  EXPECT_EQ(HostIn(done, "k3").version(), HostIn(before, "k3").version());
   for (const auto& [name, a] : agents_) {
     auto bundles = a->bundles();
     ASSERT_FALSE(bundles.empty()) << name;
-    EXPECT_EQ(a->applied(), HostIn(done, name)->version()) << name;
+    EXPECT_EQ(a->applied(), HostIn(done, name).version()) << name;
     for (size_t i = 1; i < bundles.size(); ++i) {
       // The same version is only ever the same bytes (k3 got its bundle again after the restart).
       if (bundles[i].bundle.version() == bundles[i - 1].bundle.version()) {
@@ -177,6 +167,11 @@ TEST_F(CrashTest, SigkillMidRolloutResumesTheSameRollout) {
     }
   }
   EXPECT_EQ(agents_["k3"]->bundles().size(), 2u);
+
+  bool killed = false;
+  int status = controller_->Stop(SIGTERM, std::chrono::seconds(20), &killed);
+  EXPECT_FALSE(killed) << "the resumed controller ignored SIGTERM";
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
 }
 
 }  // namespace
