@@ -35,7 +35,7 @@ class CrashTest : public ::testing::Test {
   }
   void TearDown() override {
     agents_.clear();
-    controller_.reset();  // SIGKILLs a controller a failed test left running
+    controller_.reset();  // stops a controller a failed test left running (bounded)
     std::error_code ec;
     fs::remove_all(dir_, ec);
   }
@@ -168,10 +168,9 @@ TEST_F(CrashTest, SigkillMidRolloutResumesTheSameRollout) {
   }
   EXPECT_EQ(agents_["k3"]->bundles().size(), 2u);
 
-  bool killed = false;
-  int status = controller_->Stop(SIGTERM, std::chrono::seconds(20), &killed);
-  EXPECT_FALSE(killed) << "the resumed controller ignored SIGTERM";
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  // The resumed controller shuts down on SIGTERM like any other (a stuck one is SIGKILLed, status 9).
+  int status = controller_->Stop(SIGTERM);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "wait status " << status;
 }
 
 }  // namespace

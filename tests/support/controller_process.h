@@ -1,9 +1,7 @@
 // The real ipfleet-controller binary as a child process, for tests that kill and restart it.
 // Start() returns only once the admin API answers (or with an error carrying the controller's log),
-// and Stop() never waits forever: a controller that ignores the signal is killed after a deadline.
+// and stopping never waits forever: a controller that ignores the signal is killed after a deadline.
 #pragma once
-
-#include <sys/types.h>
 
 #include <chrono>
 #include <filesystem>
@@ -11,6 +9,7 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "harness/process.h"
 #include "ipfleet/v1/admin_service.grpc.pb.h"
 
 namespace ipfleet::testing {
@@ -24,27 +23,22 @@ struct ControllerProcessOptions {
 
 class ControllerProcess {
  public:
-  explicit ControllerProcess(ControllerProcessOptions options);
-  ~ControllerProcess();  // SIGKILLs a controller still running
-  ControllerProcess(const ControllerProcess&) = delete;
-  ControllerProcess& operator=(const ControllerProcess&) = delete;
+  explicit ControllerProcess(ControllerProcessOptions options) : options_(std::move(options)) {}
 
   // Starts the controller (stdout and stderr appended to <data_dir>/controller.log) and waits until
   // its admin socket answers. Fails if the child exits first or `timeout` passes.
   absl::Status Start(std::chrono::milliseconds timeout = std::chrono::seconds(30));
 
-  // Sends `sig` and reaps the child; after `grace` it is SIGKILLed. Returns the wait status, and
-  // sets *killed_after_grace when the signal alone did not stop it.
-  int Stop(int sig, std::chrono::milliseconds grace = std::chrono::seconds(20), bool* killed_after_grace = nullptr);
+  // Sends `sig` and reaps the child; after `grace` it is SIGKILLed. Returns the wait status.
+  int Stop(int sig, std::chrono::milliseconds grace = std::chrono::seconds(20)) { return process_.Stop(sig, grace); }
 
-  bool running() const { return pid_ > 0; }
   v1::AdminService::Stub& admin() { return *admin_; }
   std::filesystem::path log_path() const { return options_.data_dir / "controller.log"; }
   std::string Log() const;
 
  private:
   ControllerProcessOptions options_;
-  pid_t pid_ = -1;
+  interop::Process process_;  // stopped (SIGTERM, then SIGKILL) when destroyed
   std::unique_ptr<v1::AdminService::Stub> admin_;
 };
 
