@@ -43,11 +43,13 @@ Engine::~Engine() { Stop(); }
 absl::Status Engine::Start() {
   IPFLEET_ASSIGN_OR_RETURN(std::vector<inventory::Host> hosts, ctx_.store->ListHosts());
   IPFLEET_ASSIGN_OR_RETURN(std::vector<inventory::HealthRecord> health, ctx_.store->ListHealth());
-  std::vector<std::pair<std::string, v1::ControllerMessage>> pushes;
   {
     std::lock_guard lock(mu_);
-    for (const auto& h : hosts) applied_[h.name] = h.applied_bundle_version;
+    // Agents may already have said hello to this process (the agent port opens first): what they
+    // said is newer than the inventory, so the inventory only fills in the others.
+    for (const auto& h : hosts) applied_.emplace(h.name, h.applied_bundle_version);
     for (const auto& rec : health) {
+      if (health_.count(rec.host)) continue;
       v1::HealthReport r;
       if (!r.ParseFromString(rec.report)) continue;
       health_[rec.host] = ViewOf(r);
@@ -64,14 +66,12 @@ absl::Status Engine::Start() {
         if (h.wave < run->waves.size()) run->waves[h.wave].push_back(h.host);
         if (h.wave == latest->current_wave && h.state == HostRolloutState::kSent) {
           started = started == 0 ? h.updated_unix : std::min(started, h.updated_unix);
-          // The push may have been lost with the old process; agents ignore versions they have.
-          if (applied_[h.host] < h.version) {
-            absl::StatusOr<inventory::BundleRecord> b = ctx_.store->GetBundle(h.host, h.version);
-            v1::ControllerMessage msg;
-            if (b.ok() && msg.mutable_bundle()->ParseFromString(b->signed_bundle)) pushes.emplace_back(h.host, msg);
-          }
         }
       }
+      // Nothing is re-sent from here. Pushes of the old process may have been lost with it, but
+      // every session of this process begins with a hello, and OnHello sends the host the newest
+      // stored bundle it lacks: the wave's bundles go out one by one as agents reconnect, instead
+      // of all being loaded from the inventory at once.
       for (auto& w : run->waves) std::sort(w.begin(), w.end());
       run->wave_started = started == 0 ? Now() : started;
       spdlog::info("event=rollout_resumed id={} generation={} wave={}/{}", run->meta.id, run->meta.generation,
@@ -81,7 +81,6 @@ absl::Status Engine::Start() {
     }
     stop_ = false;
   }
-  for (const auto& [host, msg] : pushes) ctx_.sessions->Push(host, msg);
   thread_ = std::thread([this] { Loop(); });
   return absl::OkStatus();
 }
