@@ -463,10 +463,11 @@ class SqliteOps final : public Tx {
   }
 
   // ---- bundles ----------------------------------------------------------------------------
-  absl::StatusOr<BundleRecord> QueryBundle(const char* sql, const std::string& host, int64_t version) {
-    IPFLEET_ASSIGN_OR_RETURN(auto s, c_.Prepare(sql));
+  // The highest-version bundle of the host.
+  absl::StatusOr<BundleRecord> LatestBundle(const std::string& host) override {
+    IPFLEET_ASSIGN_OR_RETURN(auto s, c_.Prepare("SELECT host, version, generation, created_unix, signed_bundle "
+                                               "FROM bundles WHERE host = ? ORDER BY version DESC LIMIT 1"));
     s->Bind(1, host);
-    if (version >= 0) s->Bind(2, version);
     IPFLEET_ASSIGN_OR_RETURN(bool row, s->Step());
     if (!row) return NotFound("bundle of host", host);
     BundleRecord b;
@@ -476,18 +477,6 @@ class SqliteOps final : public Tx {
     b.created_unix = s->Int(3);
     b.signed_bundle = s->Blob(4);
     return b;
-  }
-
-  absl::StatusOr<BundleRecord> GetBundle(const std::string& host, uint64_t version) override {
-    return QueryBundle("SELECT host, version, generation, created_unix, signed_bundle FROM bundles "
-                       "WHERE host = ? AND version = ?",
-                       host, static_cast<int64_t>(version));
-  }
-
-  absl::StatusOr<BundleRecord> LatestBundle(const std::string& host) override {
-    return QueryBundle("SELECT host, version, generation, created_unix, signed_bundle FROM bundles "
-                       "WHERE host = ? ORDER BY version DESC LIMIT 1",
-                       host, -1);
   }
 
   absl::StatusOr<uint64_t> NextBundleVersion(const std::string& host) override {
@@ -711,8 +700,6 @@ class SqliteStore final : public Store {
   IPFLEET_LOCKED_READ(absl::StatusOr<uint64_t> CurrentGeneration(), CurrentGeneration())
   IPFLEET_LOCKED_READ(absl::StatusOr<Generation> GetGeneration(uint64_t id), GetGeneration(id))
   IPFLEET_LOCKED_READ(absl::StatusOr<DesiredInventory> GetDesired(), GetDesired())
-  IPFLEET_LOCKED_READ(absl::StatusOr<BundleRecord> GetBundle(const std::string& h, uint64_t v),
-                      GetBundle(h, v))
   IPFLEET_LOCKED_READ(absl::StatusOr<BundleRecord> LatestBundle(const std::string& h), LatestBundle(h))
   IPFLEET_LOCKED_READ(absl::StatusOr<Rollout> GetRollout(uint64_t id), GetRollout(id))
   IPFLEET_LOCKED_READ(absl::StatusOr<Rollout> LatestRollout(), LatestRollout())

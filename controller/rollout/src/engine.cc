@@ -268,12 +268,12 @@ absl::Status Engine::StartWave(std::vector<std::pair<std::string, v1::Controller
   const uint32_t wave_no = run_->meta.current_wave;
   const std::vector<std::string>& wave = run_->waves[wave_no];
   const size_t chunk = std::max<size_t>(options_.wave_chunk, 1);  // 0 would never send anything
-  std::vector<std::string> todo;  // this chunk: the first `chunk` hosts still pending
+  std::vector<std::string> chunk_hosts;  // this chunk: the first `chunk` hosts still pending
   size_t pending = 0;             // all hosts of the wave still pending, this chunk included
   for (const auto& h : wave) {
     if (run_->hosts[h].state != HostRolloutState::kPending) continue;
     ++pending;
-    if (todo.size() < chunk) todo.push_back(h);
+    if (chunk_hosts.size() < chunk) chunk_hosts.push_back(h);
   }
   const int64_t now = Now();
   if (!run_->wave_starting) {
@@ -282,20 +282,20 @@ absl::Status Engine::StartWave(std::vector<std::pair<std::string, v1::Controller
     spdlog::info("event=rollout_wave_started id={} generation={} wave={}/{} hosts={}", run_->meta.id,
                  run_->meta.generation, wave_no + 1, run_->meta.waves, pending);
   }
-  std::vector<uint64_t> versions(todo.size());
+  std::vector<uint64_t> versions(chunk_hosts.size());
   IPFLEET_RETURN_IF_ERROR(ctx_.store->Transact([&](inventory::Tx& tx) -> absl::Status {
-    for (size_t i = 0; i < todo.size(); ++i) {
-      IPFLEET_ASSIGN_OR_RETURN(versions[i], tx.NextBundleVersion(todo[i]));
+    for (size_t i = 0; i < chunk_hosts.size(); ++i) {
+      IPFLEET_ASSIGN_OR_RETURN(versions[i], tx.NextBundleVersion(chunk_hosts[i]));
     }
     return absl::OkStatus();
   }));
   // Signed at wave start, not at rollout start: a host in a later wave keeps its current bundle
   // (also on reconnect) until its wave comes, and later waves carry the newest CRL.
-  IPFLEET_ASSIGN_OR_RETURN(std::vector<v1::SignedBundle> signed_bundles, SignAll(todo, versions));
+  IPFLEET_ASSIGN_OR_RETURN(std::vector<v1::SignedBundle> signed_bundles, SignAll(chunk_hosts, versions));
   std::vector<inventory::BundleRecord> records;
-  records.reserve(todo.size());
-  for (size_t i = 0; i < todo.size(); ++i) {
-    records.push_back({todo[i], versions[i], run_->meta.generation, now, signed_bundles[i].SerializeAsString()});
+  records.reserve(chunk_hosts.size());
+  for (size_t i = 0; i < chunk_hosts.size(); ++i) {
+    records.push_back({chunk_hosts[i], versions[i], run_->meta.generation, now, signed_bundles[i].SerializeAsString()});
   }
   IPFLEET_RETURN_IF_ERROR(ctx_.store->Transact([&](inventory::Tx& tx) -> absl::Status {
     for (const auto& rec : records) {
@@ -308,18 +308,18 @@ absl::Status Engine::StartWave(std::vector<std::pair<std::string, v1::Controller
   }));
   records.clear();
   records.shrink_to_fit();
-  pushes->reserve(pushes->size() + todo.size());
-  for (size_t i = 0; i < todo.size(); ++i) {
-    HostRun& h = run_->hosts[todo[i]];
+  pushes->reserve(pushes->size() + chunk_hosts.size());
+  for (size_t i = 0; i < chunk_hosts.size(); ++i) {
+    HostRun& h = run_->hosts[chunk_hosts[i]];
     h.version = versions[i];
     h.state = HostRolloutState::kSent;
     h.updated_unix = now;
     v1::ControllerMessage msg;
     *msg.mutable_bundle() = std::move(signed_bundles[i]);
-    pushes->emplace_back(todo[i], std::move(msg));
+    pushes->emplace_back(chunk_hosts[i], std::move(msg));
   }
   run_->meta_dirty = false;
-  if (todo.size() == pending) {  // that was the wave's last chunk
+  if (chunk_hosts.size() == pending) {  // that was the wave's last chunk
     run_->wave_starting = false;
     spdlog::info("event=rollout_wave_sent id={} generation={} wave={}/{}", run_->meta.id, run_->meta.generation,
                  wave_no + 1, run_->meta.waves);

@@ -59,7 +59,6 @@ class Reader {
   virtual absl::StatusOr<DesiredInventory> GetDesired() = 0;  // each list ordered by name
 
   // Bundles
-  virtual absl::StatusOr<BundleRecord> GetBundle(const std::string& host, uint64_t version) = 0;
   // The highest-version bundle of the host; NotFound if none.
   virtual absl::StatusOr<BundleRecord> LatestBundle(const std::string& host) = 0;
 
