@@ -2,11 +2,10 @@
 // computed host by host on the bytes.
 #include <gtest/gtest.h>
 
-#include "ipfleet/fleet/expand.h"
-#include "ipfleet/fleet/fleet_file.h"
 #include "ipfleet/fleet/generation.h"
 #include "ipfleet/policy/compiled_generation.h"
 #include "ipfleet/policy/compiler.h"
+#include "snapshot_from_yaml.h"
 
 namespace ipfleet::policy {
 namespace {
@@ -21,15 +20,7 @@ InventorySnapshot FromYaml(const std::string& yaml, uint64_t generation = 1) {
   };
   std::vector<Host> hosts = {host("web2", "192.0.2.12"), host("db1", "192.0.2.21"), host("web1", "192.0.2.11"),
                              host("lonely", "192.0.2.99", "nowhere")};
-  auto f = fleet::ParseFleetFile(yaml, "fleet.yaml");
-  EXPECT_TRUE(f.ok()) << f.status();
-  auto s = fleet::Expand(*f, hosts);
-  EXPECT_TRUE(s.ok()) << s.status();
-  s->generation = generation;
-  s->created_unix = 1700000000 + generation;
-  s->controller.addresses = {"192.0.2.250"};
-  s->controller.port = 7443;
-  return *s;
+  return SnapshotFromYaml(yaml, hosts, generation, 1700000000 + static_cast<int64_t>(generation));
 }
 
 const char* kMesh =

@@ -9,6 +9,7 @@
 #include "ipfleet/fleet/expand.h"
 #include "ipfleet/fleet/fleet_file.h"
 #include "ipfleet/policy/compiler.h"
+#include "snapshot_from_yaml.h"
 
 namespace ipfleet::policy {
 namespace {
@@ -29,15 +30,7 @@ InventorySnapshot FromYaml(const std::string& yaml, uint64_t generation = 1) {
       MakeHost("db1", {"192.0.2.21"}, {{"site", "fra"}}),
       MakeHost("lonely", {"192.0.2.99"}, {{"site", "nowhere"}}),
   };
-  auto f = fleet::ParseFleetFile(yaml, "fleet.yaml");
-  EXPECT_TRUE(f.ok()) << f.status();
-  auto s = fleet::Expand(*f, hosts);
-  EXPECT_TRUE(s.ok()) << s.status();
-  s->generation = generation;
-  s->created_unix = 1700000000;
-  s->controller.addresses = {"192.0.2.250"};
-  s->controller.port = 7443;
-  return *s;
+  return SnapshotFromYaml(yaml, hosts, generation, 1700000000);
 }
 
 const char* kMeshYaml =
