@@ -10,11 +10,15 @@ PACKAGES=(
   libssl-dev libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
   libspdlog-dev libfmt-dev libcli11-dev libmnl-dev libsqlite3-dev libyaml-cpp-dev
   nlohmann-json3-dev libsystemd-dev
+  # HTTP(S) for /metrics and the controller's dashboard
+  libcpp-httplib-dev
   # the controller's allocator (tcmalloc: less RSS per agent session than glibc malloc)
   libgoogle-perftools-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev clang libclang-rt-14-dev
   openssl sqlite3 iproute2 procps util-linux python3
+  # dashboard tests: /metrics read by Prometheus' reference parser, pages driven in headless Chromium
+  python3-prometheus-client chromium chromium-driver
   # interop peers and wire checks
   strongswan-charon strongswan-swanctl libcharon-extra-plugins libstrongswan-standard-plugins tshark nftables
   # real-kernel lab: the kernel and busybox are fetched as .deb files by deploy/lab, qemu runs them

@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "commands.h"
+#include "ipfleet/controller/views/json.h"
 #include "output.h"
 
 namespace ipfleet::cli {
@@ -28,20 +29,7 @@ void AddCertCommands(CLI::App& app, State& state) {
         return;
       }
       if (state.global.json()) {
-        nlohmann::json arr = nlohmann::json::array();
-        for (const auto& x : resp.certificates()) {
-          arr.push_back({{"serial", x.serial()},
-                         {"name", x.name()},
-                         {"kind", x.kind()},
-                         {"not_before_unix", x.not_before_unix()},
-                         {"not_after_unix", x.not_after_unix()},
-                         {"revoked", x.revoked()},
-                         {"revoked_unix", x.revoked_unix()},
-                         {"revocation_reason", x.revocation_reason()},
-                         {"ip_addresses", std::vector<std::string>(x.ip_addresses().begin(), x.ip_addresses().end())},
-                         {"dns_names", std::vector<std::string>(x.dns_names().begin(), x.dns_names().end())}});
-        }
-        PrintJson(arr);
+        PrintJson(views::CertificatesJson(resp));
         return;
       }
       Table t({"SERIAL", "NAME", "KIND", "NOT-AFTER", "REVOKED"});

@@ -17,5 +17,6 @@ void AddHostCommands(CLI::App& app, State& state);    // host add|list|show|remo
 void AddCertCommands(CLI::App& app, State& state);    // cert list|issue|revoke
 void AddStatusCommands(CLI::App& app, State& state);  // status, sas
 void AddFleetCommands(CLI::App& app, State& state);   // apply, rollout, flush-sa, rekey, command, tunnels, peers
+void AddDashboardCommands(CLI::App& app, State& state);  // dashboard token
 
 }  // namespace ipfleet::cli

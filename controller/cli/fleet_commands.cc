@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "commands.h"
+#include "ipfleet/controller/views/json.h"
 #include "output.h"
 
 namespace ipfleet::cli {
@@ -48,7 +49,7 @@ const char* CommandStateName(v1::CommandState s) {
 
 void PrintRollout(const State& s, const v1::RolloutStatus& r) {
   if (s.global.json()) {
-    PrintJson(ProtoToJson(r));
+    PrintJson(views::RolloutJson(r));
     return;
   }
   std::printf("rollout %llu  generation %llu  %s  wave %u/%u  started %s%s%s\n",
@@ -96,7 +97,7 @@ int WaitRollout(State& s, Client& client, uint64_t id) {
 
 void PrintCommand(const State& s, const v1::CommandStatus& c) {
   if (s.global.json()) {
-    PrintJson(ProtoToJson(c));
+    PrintJson(views::ProtoToJson(c));
     return;
   }
   std::printf("command %llu on %s: %s\n", static_cast<unsigned long long>(c.command().id()), c.host().c_str(),
@@ -192,7 +193,7 @@ void AddFleetCommands(CLI::App& app, State& state) {
         return;
       }
       if (state.global.json()) {
-        PrintJson(ProtoToJson(resp));
+        PrintJson(views::ProtoToJson(resp));
         return;
       }
       for (const auto& ch : resp.changes()) {
@@ -329,7 +330,7 @@ void AddFleetCommands(CLI::App& app, State& state) {
         return;
       }
       if (state.global.json()) {
-        PrintJson(ProtoToJson(resp)["tunnels"]);
+        PrintJson(views::TunnelsJson(resp));
         return;
       }
       Table t({"TUNNEL", "LEFT", "RIGHT", "PROPOSAL", "LEFT-STATE", "RIGHT-STATE"});
@@ -357,7 +358,7 @@ void AddFleetCommands(CLI::App& app, State& state) {
         return;
       }
       if (state.global.json()) {
-        PrintJson(ProtoToJson(resp)["peers"]);
+        PrintJson(views::PeersJson(resp));
         return;
       }
       Table t({"PEER", "ADDRESS", "IDENTITY"});

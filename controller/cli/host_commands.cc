@@ -5,6 +5,7 @@
 #include <ctime>
 
 #include "commands.h"
+#include "ipfleet/controller/views/json.h"
 #include "output.h"
 
 namespace ipfleet::cli {
@@ -25,20 +26,6 @@ int PrintToken(const State& s, const v1::AddHostResponse& r, bool added) {
   std::printf("CA fingerprint (SHA-256):\n  %s\n", r.ca_fingerprint().c_str());
   std::printf("Run this on %s:\n  %s\n", r.name().c_str(), r.enroll_command().c_str());
   return kOk;
-}
-
-nlohmann::json HostJson(const v1::HostInfo& h) {
-  return {{"name", h.name()},
-          {"addresses", std::vector<std::string>(h.addresses().begin(), h.addresses().end())},
-          {"dns_names", std::vector<std::string>(h.dns_names().begin(), h.dns_names().end())},
-          {"labels", std::map<std::string, std::string>(h.labels().begin(), h.labels().end())},
-          {"enrolled", h.enrolled()},
-          {"connected", h.connected()},
-          {"last_seen_unix", h.last_seen_unix()},
-          {"cert_serial", h.cert_serial()},
-          {"cert_not_after_unix", h.cert_not_after_unix()},
-          {"applied_bundle_version", h.applied_bundle_version()},
-          {"desired_bundle_version", h.desired_bundle_version()}};
 }
 
 std::string Labels(const v1::HostInfo& h) {
@@ -126,9 +113,7 @@ void AddHostCommands(CLI::App& app, State& state) {
         return;
       }
       if (state.global.json()) {
-        nlohmann::json arr = nlohmann::json::array();
-        for (const auto& h : resp.hosts()) arr.push_back(HostJson(h));
-        PrintJson(arr);
+        PrintJson(views::HostListJson(resp));
         return;
       }
       int64_t now = std::time(nullptr);
@@ -157,7 +142,7 @@ void AddHostCommands(CLI::App& app, State& state) {
         return;
       }
       if (state.global.json()) {
-        PrintJson(HostJson(h));
+        PrintJson(views::HostJson(h));
         return;
       }
       int64_t now = std::time(nullptr);

@@ -43,6 +43,7 @@ int main(int argc, char** argv) {
   AddCertCommands(app, state);
   AddStatusCommands(app, state);
   AddFleetCommands(app, state);
+  AddDashboardCommands(app, state);
 
   try {
     app.parse(argc, argv);

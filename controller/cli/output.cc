@@ -1,8 +1,5 @@
 #include "output.h"
 
-#include <google/protobuf/message.h>
-#include <google/protobuf/util/json_util.h>
-
 #include <algorithm>
 #include <cstdio>
 #include <ctime>
@@ -26,15 +23,6 @@ void Table::Print() const {
 }
 
 void PrintJson(const nlohmann::json& j) { std::printf("%s\n", j.dump(2).c_str()); }
-
-nlohmann::json ProtoToJson(const google::protobuf::Message& m) {
-  std::string text;
-  google::protobuf::util::JsonPrintOptions opts;
-  opts.preserve_proto_field_names = true;
-  opts.always_print_primitive_fields = true;
-  if (!google::protobuf::util::MessageToJsonString(m, &text, opts).ok()) return nlohmann::json::object();
-  return nlohmann::json::parse(text, nullptr, false);
-}
 
 std::string FormatTime(int64_t t_unix) {
   if (t_unix <= 0) return "never";

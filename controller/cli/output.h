@@ -7,10 +7,6 @@
 #include <string>
 #include <vector>
 
-namespace google::protobuf {
-class Message;
-}
-
 namespace ipfleet::cli {
 
 class Table {
@@ -24,8 +20,6 @@ class Table {
 };
 
 void PrintJson(const nlohmann::json& j);
-// A protobuf message as JSON (proto3 JSON mapping, original field names).
-nlohmann::json ProtoToJson(const google::protobuf::Message& m);
 // "2026-11-23T06:00:00Z", or "never" for 0.
 std::string FormatTime(int64_t t_unix);
 // "12s ago", "3m ago", "never".

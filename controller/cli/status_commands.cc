@@ -3,6 +3,7 @@
 #include <ctime>
 
 #include "commands.h"
+#include "ipfleet/controller/views/json.h"
 #include "output.h"
 
 namespace ipfleet::cli {
@@ -54,7 +55,7 @@ void PrintSas(const v1::HealthReport& r) {
     }
   }
   if (!r.forced().empty()) {
-    std::printf("\nforced renegotiations since the previous report:\n");
+    std::printf("\nrecent forced renegotiations (oldest first):\n");
     for (const auto& f : r.forced()) {
       std::printf("\t%s  %s  %s  %s\n", FormatTime(f.at_unix()).c_str(), f.tunnel().c_str(), f.reason().c_str(),
                   f.detail().c_str());
@@ -78,18 +79,7 @@ void AddStatusCommands(CLI::App& app, State& state) {
         return;
       }
       if (state.global.json()) {
-        nlohmann::json hosts = nlohmann::json::array();
-        for (const auto& h : resp.hosts()) {
-          hosts.push_back({{"host", h.host()},
-                           {"connected", h.connected()},
-                           {"last_seen_unix", h.last_seen_unix()},
-                           {"bundle_version", h.bundle_version()},
-                           {"tunnels_up", h.tunnels_up()},
-                           {"tunnels_total", h.tunnels_total()},
-                           {"stale_sas", h.stale_sas()},
-                           {"forced_renegotiations", h.forced_renegotiations()}});
-        }
-        PrintJson({{"generation", resp.generation()}, {"hosts", hosts}});
+        PrintJson(views::FleetStatusJson(resp));
         return;
       }
       int64_t now = std::time(nullptr);
@@ -119,7 +109,7 @@ void AddStatusCommands(CLI::App& app, State& state) {
         return;
       }
       if (state.global.json()) {
-        PrintJson(ProtoToJson(resp.report()));
+        PrintJson(views::HostSasJson(resp));
         return;
       }
       if (!resp.has_report() || resp.report().at_unix() == 0) {

@@ -7,7 +7,7 @@
 #include <gtest/gtest.h>
 
 #include "fake_ike.h"
-#include "ipfleet/agent/health/metrics.h"
+#include "ipfleet/common/http/metrics_endpoint.h"
 #include "ipfleet/agent/health/stale_detector.h"
 #include "ipfleet/agent/sync/agent.h"
 #include "ipfleet/agent/sync/verifier.h"
@@ -129,7 +129,7 @@ class AgentHealthTest : public ::testing::Test {
   kernel::FakeXfrm xfrm_;
   std::unique_ptr<FakeIke> ike_;
   FakeProber prober_;
-  health::Metrics metrics_;
+  ipfleet::Metrics metrics_;
   std::unique_ptr<Agent> agent_;
 };
 
@@ -304,7 +304,7 @@ std::string HttpGet(uint16_t port, const std::string& path) {
 TEST_F(AgentHealthTest, MetricsServedInPrometheusTextOnLoopback) {
   ike_->Sa("a--b")->liveness_failed = true;
   agent_->Tick();
-  health::MetricsServer server(metrics_, "127.0.0.1", 0);
+  http::MetricsEndpoint server(metrics_, "127.0.0.1", 0);
   ASSERT_TRUE(server.Start().ok());
   ASSERT_NE(server.port(), 0);
   std::string resp = HttpGet(server.port(), "/metrics");
@@ -316,7 +316,7 @@ TEST_F(AgentHealthTest, MetricsServedInPrometheusTextOnLoopback) {
   EXPECT_NE(resp.find("ipfleet_agent_tunnels 2"), std::string::npos);
   EXPECT_NE(HttpGet(server.port(), "/other").find("404"), std::string::npos);
   server.Stop();
-  health::MetricsServer open(metrics_, "0.0.0.0", 0);
+  http::MetricsEndpoint open(metrics_, "0.0.0.0", 0);
   EXPECT_FALSE(open.Start().ok()) << "metrics must never listen on a routable address";
 }
 

@@ -86,7 +86,7 @@ class FakeAgent {
       hello.mutable_hello()->set_bundle_version(applied_);
       hello.mutable_hello()->set_last_command_id(last_command_);
     }
-    connected_ = stream_->Write(hello);
+    connected_ = Write(hello);
     reader_ = std::thread([this] { ReadLoop(); });
   }
 
@@ -98,6 +98,30 @@ class FakeAgent {
     stream_.reset();
     ctx_.reset();
     connected_ = false;
+  }
+
+  // Sends a health report of the test's making (a tunnel down, SAs with SPIs) on the session.
+  bool SendHealth(v1::HealthReport report) {
+    v1::AgentMessage m;
+    report.set_host(name_);
+    {
+      std::lock_guard lock(mu_);
+      report.set_bundle_version(applied_);
+    }
+    *m.mutable_health() = std::move(report);
+    return Write(m);
+  }
+
+  // The tunnels of the last bundle applied (names as the compiler made them).
+  std::vector<std::string> applied_tunnels() const {
+    std::lock_guard lock(mu_);
+    std::vector<std::string> out;
+    for (auto it = bundles_.rbegin(); it != bundles_.rend(); ++it) {
+      if (!it->verify_error.empty() || it->bundle.version() != applied_) continue;
+      for (const auto& t : it->bundle.tunnels()) out.push_back(t.name());
+      break;
+    }
+    return out;
   }
 
   // True while the stream is open (the reader thread has not seen its end).
@@ -140,9 +164,15 @@ class FakeAgent {
         if (m.has_bundle()) HandleBundle(m.bundle(), &replies);
         if (m.has_command()) HandleCommand(m.command(), &replies);
       }
-      for (const auto& r : replies) stream_->Write(r);
+      for (const auto& r : replies) Write(r);
     }
     connected_ = false;
+  }
+
+  // One writer at a time: the reader thread acks while a test sends health.
+  bool Write(const v1::AgentMessage& m) {
+    std::lock_guard lock(write_mu_);
+    return stream_ && stream_->Write(m);
   }
 
   void HandleBundle(const v1::SignedBundle& sb, std::vector<v1::AgentMessage>* replies) {
@@ -230,6 +260,7 @@ class FakeAgent {
   std::thread reader_;
   std::atomic<bool> connected_{false};
 
+  std::mutex write_mu_;
   mutable std::mutex mu_;
   Mode mode_ = Mode::kAck;
   bool drop_next_command_ = false;

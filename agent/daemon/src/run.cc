@@ -12,7 +12,7 @@
 #include <systemd/sd-daemon.h>
 #endif
 
-#include "ipfleet/agent/health/metrics.h"
+#include "ipfleet/common/http/metrics_endpoint.h"
 #include "ipfleet/agent/health/prober.h"
 #include "ipfleet/agent/sync/agent.h"
 #include "ipfleet/agent/sync/ike_adapter.h"
@@ -88,7 +88,7 @@ int Run(const RunOptions& o) {
   if (SplitHostPort(cfg->controller, &chost, &cport, 7443).ok()) {
     if (auto ip = ParseIp(chost); ip.ok()) ao.controller_endpoints.push_back({*ip, cport});
   }
-  health::Metrics metrics;
+  ipfleet::Metrics metrics;
   health::IcmpProber prober;
   SystemClock clock;
   Agent agent(ao, **agent_xfrm, ike, MakeCaVerifier(ca_pem), clock, &prober, &metrics);
@@ -97,9 +97,9 @@ int Run(const RunOptions& o) {
     return 2;
   }
 
-  std::unique_ptr<health::MetricsServer> metrics_server;
+  std::unique_ptr<http::MetricsEndpoint> metrics_server;
   if (o.metrics_port >= 0) {
-    metrics_server = std::make_unique<health::MetricsServer>(metrics, o.metrics_address, o.metrics_port);
+    metrics_server = std::make_unique<http::MetricsEndpoint>(metrics, o.metrics_address, o.metrics_port);
     if (absl::Status s = metrics_server->Start(); !s.ok()) {
       spdlog::error("event=metrics_failed error=\"{}\"", std::string(s.message()));
       return 2;
@@ -122,7 +122,7 @@ int Run(const RunOptions& o) {
     return info.ok() ? info->serial_hex : std::string();
   };
   SessionClient session(so, agent);
-  metrics.Declare("ipfleet_agent_session_connected", health::Metrics::Type::kGauge, "1 while the controller session is up.");
+  metrics.Declare("ipfleet_agent_session_connected", ipfleet::Metrics::Type::kGauge, "1 while the controller session is up.");
   session.on_renewal = [&session, dir](const v1::CertificateRenewal& r) {
     if (!r.error().empty()) {
       spdlog::error("event=renewal_refused error=\"{}\"", r.error());

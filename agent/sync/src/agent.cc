@@ -22,7 +22,7 @@ void Agent::ConsumeForced(size_t n) {
 }
 
 Agent::Agent(AgentOptions options, kernel::Xfrm& xfrm, IkeSeam& ike, BundleVerifyFn verify, Clock& clock,
-             health::Prober* prober, health::Metrics* metrics)
+             health::Prober* prober, ipfleet::Metrics* metrics)
     : o_(std::move(options)),
       xfrm_(xfrm),
       ike_(ike),
@@ -34,7 +34,7 @@ Agent::Agent(AgentOptions options, kernel::Xfrm& xfrm, IkeSeam& ike, BundleVerif
       applier_(xfrm, ike),
       unknown_(o_.unknown_sa_grace_ms) {
   if (metrics_) {
-    using T = health::Metrics::Type;
+    using T = ipfleet::Metrics::Type;
     metrics_->Declare("ipfleet_agent_bundle_version", T::kGauge, "Version of the applied policy bundle.");
     metrics_->Declare("ipfleet_agent_bundles_refused_total", T::kCounter, "Bundles refused, by reason.");
     metrics_->Declare("ipfleet_agent_forced_renegotiations_total", T::kCounter, "Forced renegotiations, by reason.");

@@ -8,6 +8,7 @@
 
 #include "ipfleet/ca/authority.h"
 #include "ipfleet/ca/cert.h"
+#include "ipfleet/controller/api/dashboard_tokens.h"
 #include "ipfleet/controller/api/enrollment.h"
 #include "ipfleet/controller/api/peer_auth.h"
 #include "ipfleet/controller/api/pki.h"
@@ -319,6 +320,30 @@ grpc::Status AdminServiceImpl::HostSas(grpc::ServerContext* sctx, const v1::Host
     return grpc::Status(grpc::StatusCode::DATA_LOSS, "stored health report does not parse");
   }
   return grpc::Status::OK;
+}
+
+grpc::Status AdminServiceImpl::CreateDashboardToken(grpc::ServerContext* sctx,
+                                                    const v1::CreateDashboardTokenRequest* req,
+                                                    v1::CreateDashboardTokenResponse* resp) {
+  IPFLEET_AUTHORIZE(actor);
+  grpc::Status result;
+  if (!ctx_.dashboard_tokens) {
+    result = grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                          "this controller serves no dashboard; start it with `ipfleet-controller serve --dashboard "
+                          "127.0.0.1:8443`");
+  } else {
+    int64_t expires = 0;
+    absl::StatusOr<std::string> token = ctx_.dashboard_tokens->Issue(ctx_.clock(), req->ttl_seconds(), &expires);
+    if (token.ok()) {
+      resp->set_token(*token);
+      resp->set_expires_unix(expires);
+      resp->set_login_url(absl::StrCat(ctx_.dashboard_url, "/login?token=", *token));
+      spdlog::info("event=dashboard_token_issued actor={} expires={}", actor, expires);
+    }
+    result = ToGrpc(token.status());
+  }
+  Audit(actor, "dashboard.token", "", result);
+  return result;
 }
 
 // --- forwarded to the fleet module (controller part 2) ------------------------------------------

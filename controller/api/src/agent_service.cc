@@ -8,6 +8,7 @@
 #include <mutex>
 
 #include "ipfleet/ca/cert.h"
+#include "ipfleet/common/metrics.h"
 #include "ipfleet/controller/api/enrollment.h"
 #include "ipfleet/controller/api/peer_auth.h"
 #include "ipfleet/controller/api/pki.h"
@@ -195,6 +196,7 @@ class SessionReactor final : public Reactor {
     v1::HealthReport stored = report;
     stored.set_host(host_);
     if (stored.at_unix() == 0) stored.set_at_unix(now);
+    RememberForced(report, &stored);
     rec.report = stored.SerializeAsString();
     writer_.Submit({[rec = std::move(rec), now](inventory::Tx& tx) -> absl::Status {
                       IPFLEET_RETURN_IF_ERROR(tx.PutHealth(rec));
@@ -224,6 +226,23 @@ class SessionReactor final : public Reactor {
     };
     writer_.Submit(std::move(item));
     return grpc::Status::OK;
+  }
+
+  // The stored report keeps the most recent forced renegotiations across reports (the host
+  // page and `ipfleet sas` show them), not only those since the agent's previous report. The
+  // history is read back from the inventory once per session, at its first report.
+  void RememberForced(const v1::HealthReport& report, v1::HealthReport* stored) {
+    constexpr int kKeep = 16;
+    if (!forced_seeded_) {
+      forced_seeded_ = true;
+      absl::StatusOr<inventory::HealthRecord> prev = ctx_.store->GetHealth(host_);
+      v1::HealthReport old;
+      if (prev.ok() && old.ParseFromString(prev->report)) recent_forced_.assign(old.forced().begin(), old.forced().end());
+    }
+    recent_forced_.insert(recent_forced_.end(), report.forced().begin(), report.forced().end());
+    if (recent_forced_.size() > kKeep) recent_forced_.erase(recent_forced_.begin(), recent_forced_.end() - kKeep);
+    stored->clear_forced();
+    for (const auto& f : recent_forced_) *stored->add_forced() = f;
   }
 
   static void CloseOnStoreError(const std::shared_ptr<StreamSink>& sink, const std::string& host,
@@ -291,6 +310,8 @@ class SessionReactor final : public Reactor {
   PeerIdentity peer_;
   std::string host_;
   bool attached_ = false;
+  bool forced_seeded_ = false;
+  std::vector<v1::ForcedRenegotiation> recent_forced_;
   v1::AgentMessage in_;
 };
 
@@ -309,6 +330,10 @@ grpc::ServerUnaryReactor* AgentServiceImpl::Enroll(grpc::CallbackServerContext* 
   if (!e.ok()) {
     spdlog::warn("event=enroll_refused host={} peer={} error=\"{}\"", request->host(), context->peer(),
                  std::string(e.status().message()));
+    if (ctx_.metrics) {
+      ctx_.metrics->Add("ipfleet_controller_enrollment_failures_total",
+                        {{"reason", absl::StatusCodeToString(e.status().code())}}, 1);
+    }
     reactor->Finish(ToGrpc(e.status()));
     return reactor;
   }

@@ -24,6 +24,11 @@ absl::StatusOr<PeerIdentity> VerifyPeer(const grpc::ServerContextBase& ctx, Pki&
     auto values = auth->FindPropertyValues(GRPC_X509_PEM_CERT_PROPERTY_NAME);
     if (!values.empty()) pem.assign(values.front().data(), values.front().size());
   }
+  return VerifyClientCertificate(std::move(pem), pki, store, kind);
+}
+
+absl::StatusOr<PeerIdentity> VerifyClientCertificate(std::string pem, Pki& pki, inventory::Store& store,
+                                                     const std::string& kind) {
   if (pem.empty()) {
     return absl::UnauthenticatedError(absl::StrCat(
         "no client certificate: this call needs mutual TLS with a ", kind,

@@ -23,7 +23,12 @@
 #include "ipfleet/ca/authority.h"
 #include "ipfleet/ca/cert.h"
 #include "ipfleet/ca/layout.h"
+#include "controller_metrics.h"
 #include "ipfleet/common/files.h"
+#include "ipfleet/common/http/metrics_endpoint.h"
+#include "ipfleet/common/metrics.h"
+#include "ipfleet/controller/api/dashboard_tokens.h"
+#include "ipfleet/controller/dashboard/dashboard.h"
 #include "ipfleet/controller/api/admin_service.h"
 #include "ipfleet/controller/api/agent_service.h"
 #include "ipfleet/controller/api/pki.h"
@@ -73,6 +78,8 @@ std::string WithPort(const std::string& addr, int port) { return absl::StrCat(Ho
 
 struct Controller::Impl {
   ServeOptions options;
+  // First: the store's transaction observer and the collectors point into it.
+  Metrics metrics;
   std::unique_ptr<DirLock> lock;
   std::unique_ptr<inventory::Store> store;
   std::unique_ptr<ca::CertificateAuthority> ca;
@@ -84,6 +91,9 @@ struct Controller::Impl {
   std::unique_ptr<AdminServiceImpl> admin_service;
   std::unique_ptr<grpc::Server> agent_server;
   std::unique_ptr<grpc::Server> admin_server;
+  std::unique_ptr<DashboardTokens> dashboard_tokens;
+  std::unique_ptr<Dashboard> dashboard;
+  std::unique_ptr<http::MetricsEndpoint> metrics_endpoint;
   int agent_port = 0;
   int admin_tcp_port = 0;
   std::filesystem::path admin_socket;
@@ -95,6 +105,8 @@ Controller::~Controller() { Shutdown(); }
 
 int Controller::agent_port() const { return impl_->agent_port; }
 int Controller::admin_tcp_port() const { return impl_->admin_tcp_port; }
+int Controller::dashboard_port() const { return impl_->dashboard ? impl_->dashboard->port() : 0; }
+int Controller::metrics_port() const { return impl_->metrics_endpoint ? impl_->metrics_endpoint->port() : 0; }
 std::filesystem::path Controller::admin_socket() const { return impl_->admin_socket; }
 ControllerContext& Controller::context() { return impl_->ctx; }
 absl::Status Controller::RefreshCrl() { return impl_->pki->RefreshCrl(); }
@@ -133,6 +145,13 @@ absl::StatusOr<std::unique_ptr<Controller>> Controller::Start(const ServeOptions
   ctx.pki = impl->pki.get();
   ctx.sessions = &impl->sessions;
   ctx.clock = options.clock;
+  ctx.metrics = &impl->metrics;
+  {
+    absl::StatusOr<ca::CertInfo> ca_info = ca::InspectCertificatePem(impl->ca->CertificatePem());
+    int64_t ca_not_after =
+        ca_info.ok() ? std::chrono::duration_cast<std::chrono::seconds>(ca_info->not_after.time_since_epoch()).count() : 0;
+    InstallControllerMetrics(impl->metrics, ctx, ca_not_after);
+  }
 
   // --- AgentService: TLS; the client certificate is requested but checked per call, so Enroll
   // works without one and Session can refuse with a clear status instead of a handshake error.
@@ -183,6 +202,25 @@ absl::StatusOr<std::unique_ptr<Controller>> Controller::Start(const ServeOptions
     IPFLEET_ASSIGN_OR_RETURN(impl->fleet, options.fleet_factory(ctx));
   }
 
+  // --- Dashboard: bound before the AdminService starts, so its URL (printed with every login
+  // token) is known before any call can ask for one.
+  if (!options.dashboard.empty()) {
+    DashboardOptions dopts;
+    IPFLEET_RETURN_IF_ERROR(ParseDashboardAddress(options.dashboard, &dopts));
+    dopts.anonymous_loopback = options.dashboard_anonymous_loopback;
+    dopts.max_connection_seconds = options.dashboard_max_connection_seconds;
+    IPFLEET_ASSIGN_OR_RETURN(impl->dashboard_tokens, DashboardTokens::LoadOrCreate(dir));
+    ctx.dashboard_tokens = impl->dashboard_tokens.get();
+    IPFLEET_ASSIGN_OR_RETURN(impl->dashboard, Dashboard::Bind(ctx, tls_chain, tls_key, dopts));
+    ctx.dashboard_url = impl->dashboard->url();
+  }
+  if (!options.metrics_listen.empty()) {
+    DashboardOptions mopts;  // the same ADDRESS:PORT syntax
+    IPFLEET_RETURN_IF_ERROR(ParseDashboardAddress(options.metrics_listen, &mopts));
+    impl->metrics_endpoint = std::make_unique<http::MetricsEndpoint>(impl->metrics, mopts.address, mopts.port);
+    IPFLEET_RETURN_IF_ERROR(impl->metrics_endpoint->Start());
+  }
+
   // --- AdminService: unix socket 0600 (created under a tight umask so it is never wider), and
   // optionally TCP requiring a client certificate from the fleet CA (checked again per call for
   // the admin kind).
@@ -211,13 +249,15 @@ absl::StatusOr<std::unique_ptr<Controller>> Controller::Start(const ServeOptions
     }
   }
   if (impl->fleet) impl->fleet->Start();
+  if (impl->dashboard) impl->dashboard->Serve(impl->admin_server->InProcessChannel(grpc::ChannelArguments()));
   if (!TlsReleaseBuffersActive()) {
     spdlog::warn("event=tls_release_buffers_inactive reason=\"SSL_new interposer not bound; ~34 KiB more per idle agent session\"");
   }
   spdlog::info("event=controller_started data_dir={} agent_listen={} agent_port={} agent_endpoint={} admin_socket={} "
-               "admin_tcp_port={} schema={} ca_fingerprint={} tls_release_buffers={}",
+               "admin_tcp_port={} dashboard={} metrics_port={} schema={} ca_fingerprint={} tls_release_buffers={}",
                dir.string(), options.listen, impl->agent_port, ctx.agent_endpoint, impl->admin_socket.string(),
-               impl->admin_tcp_port, impl->store->SchemaVersion(), impl->ca->Fingerprint(),
+               impl->admin_tcp_port, ctx.dashboard_url.empty() ? "off" : ctx.dashboard_url,
+               impl->metrics_endpoint ? impl->metrics_endpoint->port() : 0, impl->store->SchemaVersion(), impl->ca->Fingerprint(),
                TlsReleaseBuffersActive() ? "on" : "off");
   return std::unique_ptr<Controller>(new Controller(std::move(impl)));
 }
@@ -226,6 +266,8 @@ void Controller::Shutdown(std::chrono::milliseconds grace) {
   Impl& i = *impl_;
   if (i.stopped) return;
   i.stopped = true;
+  if (i.dashboard) i.dashboard->Stop();
+  if (i.metrics_endpoint) i.metrics_endpoint->Stop();
   if (i.fleet) i.fleet->Stop();
   i.sessions.CloseAll("controller shutting down");
   auto deadline = std::chrono::system_clock::now() + grace;
@@ -300,11 +342,21 @@ void AddServeCommand(CLI::App& app, std::function<int()>* action, FleetModuleFac
   cmd->add_option("--advertise", opts->advertise,
                   "HOST:PORT agents use to reach the controller (printed in enroll commands; default: the "
                   "--listen address, or the first IP of the TLS certificate when listening on a wildcard)");
+  cmd->add_option("--dashboard", opts->dashboard,
+                  "Serve the read-only web dashboard over HTTPS on ADDRESS:PORT (e.g. 127.0.0.1:8443; off by "
+                  "default). Clients need an admin certificate or a token from `ipfleet dashboard token`; loopback "
+                  "clients are let in without (see --dashboard-require-auth)");
+  auto require_auth = std::make_shared<bool>(false);
+  cmd->add_flag("--dashboard-require-auth", *require_auth,
+                "Also ask loopback clients of the dashboard for a certificate or token");
+  cmd->add_option("--metrics", opts->metrics_listen,
+                  "Serve Prometheus /metrics over plain HTTP on a loopback ADDRESS:PORT (e.g. 127.0.0.1:9478; off by "
+                  "default; the dashboard serves /metrics too)");
   cmd->add_flag("--no-fsync", *no_fsync,
                 "Do not fsync the inventory on every commit (survives a controller crash, not a power loss)");
   cmd->add_option("--log-level", *level, "trace, debug, info, warn, error (default: IPFLEET_LOG_LEVEL or info)");
-  cmd->callback([opts, level, no_fsync, fleet_factory, action] {
-    *action = [opts, level, no_fsync, fleet_factory] {
+  cmd->callback([opts, level, no_fsync, require_auth, fleet_factory, action] {
+    *action = [opts, level, no_fsync, require_auth, fleet_factory] {
       // main() already set up the logger (quiet, for the offline commands); a daemon logs at info
       // unless told otherwise.
       if (!level->empty()) {
@@ -314,6 +366,7 @@ void AddServeCommand(CLI::App& app, std::function<int()>* action, FleetModuleFac
       }
       ServeOptions o = *opts;
       o.fsync_every_commit = !*no_fsync;
+      o.dashboard_anonymous_loopback = !*require_auth;
       o.fleet_factory = fleet_factory;
       return RunServe(o);
     };

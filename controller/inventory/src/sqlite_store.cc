@@ -628,6 +628,12 @@ class SqliteOps final : public Tx {
     return out;
   }
 
+  absl::StatusOr<uint64_t> CountPendingCommands() override {
+    IPFLEET_ASSIGN_OR_RETURN(auto s, c_.Prepare("SELECT count(*) FROM commands WHERE state IN (1, 2)"));
+    IPFLEET_ASSIGN_OR_RETURN(bool row, s->Step());
+    return row ? s->UInt(0) : 0;
+  }
+
   absl::StatusOr<uint64_t> EnqueueCommand(const CommandRecord& c) override {
     IPFLEET_ASSIGN_OR_RETURN(
         auto s, c_.Prepare("INSERT INTO commands (host, kind, tunnel, peer, issued_unix, state, "
@@ -707,10 +713,12 @@ class SqliteStore final : public Store {
   IPFLEET_LOCKED_READ(
       absl::StatusOr<std::vector<CommandRecord>> PendingCommands(const std::string& h, uint64_t a),
       PendingCommands(h, a))
+  IPFLEET_LOCKED_READ(absl::StatusOr<uint64_t> CountPendingCommands(), CountPendingCommands())
   IPFLEET_LOCKED_READ(absl::StatusOr<std::vector<AuditEntry>> ListAudit(size_t n), ListAudit(n))
 #undef IPFLEET_LOCKED_READ
 
   absl::Status Transact(absl::FunctionRef<absl::Status(Tx&)> fn) override {
+    TransactionTimer timer(on_transaction_);
     std::lock_guard<std::mutex> lock(mu_);
     // IMMEDIATE takes the write lock up front, so a busy database fails here (after
     // busy_timeout), not half-way through the callback.
@@ -718,7 +726,10 @@ class SqliteStore final : public Store {
     absl::Status st = fn(ops_);
     if (st.ok()) {
       st = conn_->Exec("COMMIT");
-      if (st.ok()) return st;
+      if (st.ok()) {
+        timer.committed();
+        return st;
+      }
     }
     absl::Status rb = conn_->Exec("ROLLBACK");
     if (!rb.ok()) spdlog::error("event=sqlite_rollback_failed error=\"{}\"", std::string(rb.message()));
@@ -726,12 +737,14 @@ class SqliteStore final : public Store {
   }
 
   int SchemaVersion() const override { return schema_; }
+  void SetTransactionObserver(TransactionObserver observer) override { on_transaction_ = std::move(observer); }
 
  private:
   std::mutex mu_;
   std::unique_ptr<Connection> conn_;
   SqliteOps ops_;
   int schema_;
+  TransactionObserver on_transaction_;
 };
 
 absl::StatusOr<int> UserVersion(Connection& c) {

@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "ipfleet/agent/health/metrics.h"
+#include "ipfleet/common/metrics.h"
 #include "ipfleet/agent/health/prober.h"
 #include "ipfleet/agent/health/stale_detector.h"
 #include "ipfleet/agent/sync/applier.h"
@@ -39,7 +39,7 @@ struct AgentOptions {
 class Agent {
  public:
   Agent(AgentOptions options, kernel::Xfrm& xfrm, IkeSeam& ike, BundleVerifyFn verify, Clock& clock,
-        health::Prober* prober = nullptr, health::Metrics* metrics = nullptr);
+        health::Prober* prober = nullptr, ipfleet::Metrics* metrics = nullptr);
 
   // Loads the command journal and re-applies the last good bundle (re-verified).
   absl::Status Start();
@@ -122,7 +122,7 @@ class Agent {
   BundleVerifyFn verify_;
   Clock& clock_;
   health::Prober* prober_;
-  health::Metrics* metrics_;
+  ipfleet::Metrics* metrics_;
   StateStore store_;
   Applier applier_;
   std::function<absl::Status()> reenroll_hook_;

@@ -41,6 +41,8 @@ class AdminServiceImpl final : public v1::AdminService::Service {
   grpc::Status GetCommand(grpc::ServerContext*, const v1::GetCommandRequest*, v1::CommandStatus*) override;
   grpc::Status FleetStatus(grpc::ServerContext*, const v1::FleetStatusRequest*, v1::FleetStatusResponse*) override;
   grpc::Status HostSas(grpc::ServerContext*, const v1::HostSasRequest*, v1::HostSasResponse*) override;
+  grpc::Status CreateDashboardToken(grpc::ServerContext*, const v1::CreateDashboardTokenRequest*,
+                                    v1::CreateDashboardTokenResponse*) override;
 
  private:
   // Who is calling; on TCP the admin client certificate is verified (kind "admin").

@@ -8,6 +8,9 @@
 #include <functional>
 #include <string>
 
+namespace ipfleet {
+class Metrics;
+}
 namespace ipfleet::ca {
 class CertificateAuthority;
 }
@@ -17,6 +20,7 @@ class Store;
 
 namespace ipfleet::controller {
 
+class DashboardTokens;
 class Pki;
 class SessionRegistry;
 
@@ -34,6 +38,11 @@ struct ControllerContext {
   // bundle must keep open (PolicyBundle.controller_address).
   std::string agent_endpoint;
   Clock clock = SystemNow;
+  // The controller's metrics registry (never null in a running controller; tests may leave it).
+  Metrics* metrics = nullptr;
+  // Set while the dashboard is served: issues its login tokens, and the base URL printed with them.
+  DashboardTokens* dashboard_tokens = nullptr;
+  std::string dashboard_url;
   uint32_t default_token_ttl_seconds = 24 * 3600;
   int host_cert_days = 365;
 };

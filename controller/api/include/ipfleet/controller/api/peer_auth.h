@@ -27,4 +27,8 @@ bool IsTls(const grpc::ServerContextBase& ctx);
 absl::StatusOr<PeerIdentity> VerifyPeer(const grpc::ServerContextBase& ctx, Pki& pki,
                                         inventory::Store& store, const std::string& kind);
 
+// The same checks on a certificate presented some other way (the dashboard's TLS handshake).
+absl::StatusOr<PeerIdentity> VerifyClientCertificate(std::string pem, Pki& pki, inventory::Store& store,
+                                                     const std::string& kind);
+
 }  // namespace ipfleet::controller

@@ -22,6 +22,13 @@ struct ServeOptions {
   std::string admin_listen;               // optional AdminService TCP address
   std::string advertise;                  // HOST:PORT agents dial; default from listen / TLS cert
   bool fsync_every_commit = true;
+  // Web dashboard (HTTPS) on "ADDRESS:PORT"; empty: off. See controller/dashboard.
+  std::string dashboard;
+  bool dashboard_anonymous_loopback = true;
+  int dashboard_max_connection_seconds = 30;
+  // Plain-HTTP Prometheus endpoint on a loopback "ADDRESS:PORT"; empty: off (the dashboard
+  // serves /metrics too, behind its authentication).
+  std::string metrics_listen;
   Clock clock = SystemNow;
   FleetModuleFactory fleet_factory;  // controller part 2; empty: those RPCs are UNIMPLEMENTED
 };
@@ -37,6 +44,8 @@ class Controller {
 
   int agent_port() const;
   int admin_tcp_port() const;  // 0 when not listening on TCP
+  int dashboard_port() const;  // 0 when no dashboard
+  int metrics_port() const;    // 0 when no plain /metrics endpoint
   std::filesystem::path admin_socket() const;
   ControllerContext& context();
   // Regenerates the CRL (called periodically by RunServe).

@@ -14,7 +14,9 @@
 
 #include <absl/functional/function_ref.h>
 
+#include <chrono>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -71,6 +73,8 @@ class Reader {
   // Commands of `host` with id > after_id not yet finished (queued or delivered), by id.
   virtual absl::StatusOr<std::vector<CommandRecord>> PendingCommands(const std::string& host,
                                                                       uint64_t after_id) = 0;
+  // Commands of every host not yet finished (queued or delivered).
+  virtual absl::StatusOr<uint64_t> CountPendingCommands() = 0;
 
   // Audit log, newest first, at most `limit` entries.
   virtual absl::StatusOr<std::vector<AuditEntry>> ListAudit(size_t limit) = 0;
@@ -145,6 +149,28 @@ class Store : public Reader {
 
   // The schema version after migrations (for diagnostics).
   virtual int SchemaVersion() const = 0;
+
+  // Told how long each Transact took (waiting for the lock, the callback and the commit) and
+  // whether it committed: the controller's inventory write latency metric. Set it before the
+  // store is shared between threads.
+  using TransactionObserver = std::function<void(std::chrono::nanoseconds elapsed, bool committed)>;
+  virtual void SetTransactionObserver(TransactionObserver observer) = 0;
+};
+
+// Calls the observer with the time from construction to destruction (for Transact bodies).
+class TransactionTimer {
+ public:
+  explicit TransactionTimer(const Store::TransactionObserver& observer)
+      : observer_(observer), start_(std::chrono::steady_clock::now()) {}
+  ~TransactionTimer() {
+    if (observer_) observer_(std::chrono::steady_clock::now() - start_, committed_);
+  }
+  void committed() { committed_ = true; }
+
+ private:
+  const Store::TransactionObserver& observer_;
+  std::chrono::steady_clock::time_point start_;
+  bool committed_ = false;
 };
 
 }  // namespace ipfleet::inventory
