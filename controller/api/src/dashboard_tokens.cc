@@ -71,6 +71,11 @@ absl::Status DashboardTokens::Check(const std::string& token, int64_t now_unix) 
       !absl::WebSafeBase64Unescape(rest.substr(dot + 1), &mac) || payload.size() != 8 + kNonceBytes) {
     return refuse("is malformed");
   }
+  // Only the canonical text is a token: base64 leaves spare bits in its last character, and a
+  // token must not have several spellings.
+  if (absl::StrCat(kPrefix, absl::WebSafeBase64Escape(payload), ".", absl::WebSafeBase64Escape(mac)) != token) {
+    return refuse("is malformed");
+  }
   std::string want = Mac(payload);
   if (mac.size() != want.size() || CRYPTO_memcmp(mac.data(), want.data(), want.size()) != 0) {
     return refuse("was not issued by this controller (or its dashboard.key changed)");
