@@ -9,6 +9,8 @@
 
 #include <atomic>
 #include <fstream>
+#include <iterator>
+#include <regex>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -226,6 +228,18 @@ TEST_F(DashboardTest, MetricsReadByThePrometheusParser) {
   json d = ParseMetrics(dash->body, dir_);
   EXPECT_EQ(d["ipfleet_controller_hosts{state=connected}"], 2) << "the dashboard serves the same registry";
   EXPECT_EQ(plain.Get("/other")->status, 404);
+
+  // Every series the shipped Grafana dashboard queries is one the controller exports.
+  std::ifstream grafana(IPFLEET_GRAFANA_DASHBOARD);
+  std::string text((std::istreambuf_iterator<char>(grafana)), std::istreambuf_iterator<char>());
+  std::regex metric("ipfleet_controller_[a-z_]+");
+  int queried = 0;
+  for (auto it = std::sregex_iterator(text.begin(), text.end(), metric); it != std::sregex_iterator(); ++it) {
+    std::string name = it->str();
+    ++queried;
+    EXPECT_NE(res->body.find("\n" + name), std::string::npos) << "Grafana queries " << name << ", not exported";
+  }
+  EXPECT_GT(queried, 10);
 }
 
 // A TLS connection driven by hand: the handshake completes, then the client is as slow or as
