@@ -103,7 +103,10 @@ TEST_F(DashboardBrowserTest, OverviewCountsLiveTunnelStateAndHostPage) {
   ASSERT_TRUE(browser.Start(dir_).ok()) << "see " << (dir_ / "chromedriver.log");
   browser.Open(DashboardUrl() + "/");
   auto text = [](const std::string& id) { return "return document.getElementById('" + id + "').textContent;"; };
-  EXPECT_EQ(browser.WaitFor(text("tunnels-up"), "3", std::chrono::seconds(20)), "3");
+  EXPECT_EQ(browser.WaitFor(text("tunnels-up"), "3", std::chrono::seconds(20)), "3")
+      << "page says: " << browser.Run(text("error")) << " / " << browser.Run(text("updated")) << " / scripts: "
+      << browser.Run("return typeof schedule + ' ' + document.readyState + ' ' + (document.body.dataset.loaded || 0);")
+      << " / fetch: " << browser.Run("return fetch('/api/status').then(r => r.status + ' ' + r.statusText).catch(e => 'error ' + e);");
   EXPECT_EQ(browser.Run(text("hosts-connected")), "3");
   EXPECT_EQ(browser.Run(text("hosts-total")), "3");
   EXPECT_EQ(browser.Run(text("tunnels-total")), "3");

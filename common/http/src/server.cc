@@ -21,6 +21,10 @@ bool SetUpTls(SSL_CTX& ctx, const ServerOptions& o, std::string* error) {
     return false;
   };
   SSL_CTX_set_min_proto_version(&ctx, TLS1_2_VERSION);
+  // Browsers resume sessions on every further connection; with peer verification requested,
+  // OpenSSL refuses to resume (and fails the handshake) unless a session id context is set.
+  static const unsigned char kSessionContext[] = "ipfleet-http";
+  SSL_CTX_set_session_id_context(&ctx, kSessionContext, sizeof kSessionContext - 1);
   ossl::Bio chain(BIO_new_mem_buf(o.tls_chain_pem.data(), static_cast<int>(o.tls_chain_pem.size())));
   ossl::X509Ptr leaf(PEM_read_bio_X509(chain.get(), nullptr, nullptr, nullptr));
   if (!leaf || SSL_CTX_use_certificate(&ctx, leaf.get()) != 1) return fail("TLS certificate");
