@@ -39,14 +39,10 @@ void Refuse(const httplib::Request& req, httplib::Response& res, const absl::Sta
   res.status = absl::IsPermissionDenied(why) ? 403 : 401;
   std::string message(why.message());
   if (req.path.rfind("/api/", 0) == 0) return dashboard::ReplyError(res, res.status, message);
-  if (WantsHtml(req)) {
-    const dashboard::Asset* page = dashboard::FindAsset("/login.html");
-    if (page) {
-      ServeAsset(res, *page);
-      res.status = absl::IsPermissionDenied(why) ? 403 : 401;
-      res.set_header("X-Ipfleet-Refused", message);
-      return;
-    }
+  if (const dashboard::Asset* page = dashboard::FindAsset("/login.html"); page && WantsHtml(req)) {
+    ServeAsset(res, *page);  // keeps the status: set_content does not touch it
+    res.set_header("X-Ipfleet-Refused", message);
+    return;
   }
   res.set_content(message + "\n", "text/plain; charset=utf-8");
 }
