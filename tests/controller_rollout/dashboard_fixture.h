@@ -1,98 +1,31 @@
-// A controller in process with the fleet module, the dashboard (HTTPS on loopback, port 0) and
-// the plain /metrics endpoint, plus simulated agents rolled out as one mesh: the common ground of
-// the dashboard tests (inproc, browser, netns).
+// The controller fixture with the dashboard (HTTPS on loopback, port 0) and the plain /metrics
+// endpoint, plus simulated agents rolled out as one mesh: the common ground of the dashboard tests
+// (inproc, browser, netns).
 #pragma once
 
-#include <gtest/gtest.h>
 #include <httplib.h>
 
-#include <filesystem>
-#include <map>
-#include <memory>
-#include <random>
+#include <functional>
 #include <string>
 
-#include "fake_agent.h"
-#include "ipfleet/ca/authority.h"
-#include "ipfleet/controller/daemon/serve.h"
-#include "ipfleet/rollout/module.h"
-#include "ipfleet/v1/admin_service.grpc.pb.h"
+#include "controller_fixture.h"
 
 namespace ipfleet::testing {
 
-namespace fs = std::filesystem;
-
-class DashboardFixture : public ::testing::Test {
+class DashboardFixture : public ControllerFixture {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("ipf-dash-" + std::to_string(::getpid()) + "-" +
-                                        std::to_string(std::random_device{}() % 1000000));
-    fs::create_directories(dir_);
-    fs::permissions(dir_, fs::perms::owner_all);
-    ca::ControllerInitOptions init;
-    init.addresses = {"127.0.0.1", "localhost"};
-    auto pki = ca::InitControllerPki(dir_, init);
-    ASSERT_TRUE(pki.ok()) << pki.status();
-    ca_pem_ = (*pki)->CertificatePem();
-  }
-
-  void TearDown() override {
-    agents_.clear();
-    if (controller_) controller_->Shutdown(std::chrono::milliseconds(500));
-    controller_.reset();
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
-
-  // Starts the controller; `customize` may change the options (dashboard address, auth).
+  // The controller with the dashboard and the plain /metrics endpoint on loopback (port 0).
   void StartController(const std::function<void(controller::ServeOptions&)>& customize = {}) {
-    controller::ServeOptions o;
-    o.data_dir = dir_;
-    o.listen = "127.0.0.1:0";
-    o.fsync_every_commit = false;
-    o.dashboard = "127.0.0.1:0";
-    o.metrics_listen = "127.0.0.1:0";
-    o.fleet_factory = [](controller::ControllerContext& ctx) {
-      rollout::ModuleOptions m;
-      m.engine.tick_ms = 20;
-      return rollout::MakeFleetModule(ctx, m);
-    };
-    if (customize) customize(o);
-    auto c = controller::Controller::Start(o);
-    ASSERT_TRUE(c.ok()) << c.status();
-    controller_ = std::move(*c);
-    admin_ = v1::AdminService::NewStub(
-        grpc::CreateChannel("unix:" + controller_->admin_socket().string(), grpc::InsecureChannelCredentials()));
-  }
-
-  std::string AgentTarget() const { return "127.0.0.1:" + std::to_string(controller_->agent_port()); }
-
-  static std::unique_ptr<grpc::ClientContext> Ctx(int seconds = 20) {
-    auto c = std::make_unique<grpc::ClientContext>();
-    c->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(seconds));
-    return c;
-  }
-
-  FakeAgent& AddAgent(const std::string& name, const std::string& addr) {
-    v1::AddHostRequest req;
-    req.set_name(name);
-    req.add_addresses(addr);
-    (*req.mutable_labels())["role"] = "web";
-    v1::AddHostResponse resp;
-    grpc::Status st = admin_->AddHost(Ctx().get(), req, &resp);
-    EXPECT_TRUE(st.ok()) << st.error_message();
-    auto agent = std::make_unique<FakeAgent>(name, ca_pem_);
-    st = agent->Enroll(AgentTarget(), resp.token());
-    EXPECT_TRUE(st.ok()) << st.error_message();
-    agent->Connect(AgentTarget());
-    FakeAgent& ref = *agent;
-    agents_[name] = std::move(agent);
-    return ref;
+    ControllerFixture::StartController([&](controller::ServeOptions& o) {
+      o.dashboard = "127.0.0.1:0";
+      o.metrics_listen = "127.0.0.1:0";
+      if (customize) customize(o);
+    });
   }
 
   // Three agents (h1..h3) in one mesh, rolled out and acknowledged.
   void RollOutMesh() {
-    for (int i = 1; i <= 3; ++i) AddAgent("h" + std::to_string(i), "192.0.2." + std::to_string(i));
+    for (int i = 1; i <= 3; ++i) AddAgent("h" + std::to_string(i), "192.0.2." + std::to_string(i), {{"role", "web"}});
     ASSERT_TRUE(WaitFor([&] { return ConnectedCount() == 3; })) << "agents did not connect";
     v1::ApplyRequest apply;
     apply.set_file_name("fleet.yaml");
@@ -174,12 +107,6 @@ meshes:
     EXPECT_TRUE(st.ok()) << st.error_message();
     return resp.token();
   }
-
-  fs::path dir_;
-  std::string ca_pem_;
-  std::unique_ptr<controller::Controller> controller_;
-  std::unique_ptr<v1::AdminService::Stub> admin_;
-  std::map<std::string, std::unique_ptr<FakeAgent>> agents_;
 };
 
 }  // namespace ipfleet::testing

@@ -192,7 +192,7 @@ json ParseMetrics(const std::string& text, const fs::path& dir) {
 TEST_F(DashboardTest, MetricsReadByThePrometheusParser) {
   StartController();
   FakeAgent stranger("h9", ca_pem_);
-  EXPECT_FALSE(stranger.Enroll(AgentTarget(), "not-a-token").ok());
+  EXPECT_FALSE(stranger.Enroll(Target(), "not-a-token").ok());
   RollOutMesh();
   agents_["h3"]->Disconnect();
   ASSERT_TRUE(WaitFor([&] { return ConnectedCount() == 2; }));
