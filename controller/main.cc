@@ -16,6 +16,7 @@ int main(int argc, char** argv) {
   ipfleet::controller::Action action;
   ipfleet::controller::RegisterInitCommand(app, &action);
   ipfleet::controller::RegisterCaCommands(app, &action);
+  ipfleet::controller::RegisterMigrateInventoryCommand(app, &action);
 #ifdef IPFLEET_HAVE_SERVE
   ipfleet::controller::RegisterServeCommand(app, &action);
 #endif

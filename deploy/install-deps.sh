@@ -8,7 +8,7 @@ PACKAGES=(
   build-essential cmake pkg-config ninja-build git
   # libraries
   libssl-dev libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
-  libspdlog-dev libfmt-dev libcli11-dev libmnl-dev libsqlite3-dev libyaml-cpp-dev
+  libspdlog-dev libfmt-dev libcli11-dev libmnl-dev libsqlite3-dev libpq-dev libyaml-cpp-dev
   nlohmann-json3-dev libsystemd-dev
   # HTTP(S) for /metrics and the controller's dashboard
   libcpp-httplib-dev
@@ -17,6 +17,8 @@ PACKAGES=(
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev clang libclang-rt-14-dev
   openssl sqlite3 iproute2 procps util-linux python3
+  # the shared inventory of several controllers: tests start a throwaway server with initdb/pg_ctl
+  postgresql
   # dashboard tests: /metrics read by Prometheus' reference parser, pages driven in headless Chromium
   python3-prometheus-client chromium chromium-driver
   # interop peers and wire checks

@@ -83,15 +83,21 @@ void AddStatusCommands(CLI::App& app, State& state) {
         return;
       }
       int64_t now = std::time(nullptr);
-      Table t({"HOST", "CONNECTED", "LAST-SEEN", "BUNDLE", "TUNNELS", "STALE-SAS", "FORCED-RENEG"});
+      Table t({"HOST", "CONNECTED", "REPLICA", "LAST-SEEN", "BUNDLE", "TUNNELS", "STALE-SAS", "FORCED-RENEG"});
       for (const auto& h : resp.hosts()) {
-        t.Add({h.host(), h.connected() ? "yes" : "no", Ago(h.last_seen_unix(), now), std::to_string(h.bundle_version()),
+        t.Add({h.host(), h.connected() ? "yes" : "no", h.replica().empty() ? "-" : h.replica(),
+               Ago(h.last_seen_unix(), now), std::to_string(h.bundle_version()),
                std::to_string(h.tunnels_up()) + "/" + std::to_string(h.tunnels_total()), std::to_string(h.stale_sas()),
                std::to_string(h.forced_renegotiations())});
       }
       t.Print();
       std::printf("generation %llu, %d host(s)\n", static_cast<unsigned long long>(resp.generation()),
                   resp.hosts_size());
+      for (const auto& r : resp.replicas()) {
+        std::printf("replica %s%s  %s  %s  heartbeat %s\n", r.id().c_str(), r.id() == resp.answered_by() ? " (answered)" : "",
+                    r.endpoint().c_str(), r.leader() ? "leader" : (r.alive() ? "standby" : "down"),
+                    Ago(r.heartbeat_unix(), now).c_str());
+      }
     });
   }
   {

@@ -106,7 +106,7 @@ class SessionInprocTest : public ::testing::Test {
     agent_ = std::make_unique<Agent>(o, xfrm_, *ike_, MakeCaVerifier(pki_->authority->CertificatePem()), clock_);
     ASSERT_TRUE(agent_->Start().ok());
     SessionOptions so;
-    so.target = "127.0.0.1:" + std::to_string(port_);
+    so.targets = {"127.0.0.1:" + std::to_string(port_)};
     so.credentials = [] { return grpc::InsecureChannelCredentials(); };
     so.tick_interval_ms = 50;
     so.health_interval_ms = 1000;

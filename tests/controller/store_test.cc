@@ -1,26 +1,72 @@
-// Unit tests of the SQLite inventory store: schema, transactions, every table's round trip.
+// The inventory store's test suite, run against both backends: SQLite in a temp dir and
+// PostgreSQL on a throwaway server (tests/support/postgres_server.h; skipped with the reason when
+// the server binaries are missing). One suite, so both stores keep the same semantics.
 #include <gtest/gtest.h>
+#include <libpq-fe.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
 
+#include <atomic>
 #include <filesystem>
 #include <random>
+#include <thread>
 
+#include "ipfleet/controller/inventory/open_store.h"
+#include "ipfleet/controller/inventory/postgres_store.h"
 #include "ipfleet/controller/inventory/sqlite_store.h"
+#include "postgres_server.h"
 
 namespace ipfleet::inventory {
 namespace {
 
 namespace fs = std::filesystem;
 
-class StoreTest : public ::testing::Test {
+enum class Backend { kSqlite, kPostgres };
+
+// One server for the whole binary; each test gets its own database.
+testing::PostgresServer* SharedServer(std::string* why) {
+  static std::unique_ptr<testing::PostgresServer> server;
+  static std::string error;
+  static bool tried = false;
+  if (!tried) {
+    tried = true;
+    error = testing::PostgresServer::MissingReason();
+    if (error.empty()) {
+      auto s = testing::PostgresServer::Start();
+      if (s.ok()) {
+        server = std::move(*s);
+      } else {
+        error = std::string(s.status().message());
+      }
+    }
+  }
+  *why = error;
+  return server.get();
+}
+
+class StoreTest : public ::testing::TestWithParam<Backend> {
  protected:
   void SetUp() override {
     dir_ = fs::temp_directory_path() /
            ("ipfleet-store-test-" + std::to_string(::getpid()) + "-" + std::to_string(std::random_device{}()));
     fs::create_directories(dir_);
     db_ = dir_ / "inventory.db";
-    auto s = OpenSqliteStore(db_);
+    if (GetParam() == Backend::kPostgres) {
+      std::string why;
+      testing::PostgresServer* server = SharedServer(&why);
+      if (!server) {
+        // Missing binaries skip; a server that is installed but does not start is a failure.
+        if (why.find("not found") != std::string::npos) GTEST_SKIP() << why;
+        FAIL() << why;
+      }
+      static std::atomic<int> n{0};
+      auto uri = server->CreateDatabase("store_" + std::to_string(::getpid()) + "_" + std::to_string(n++));
+      ASSERT_TRUE(uri.ok()) << uri.status();
+      spec_ = *uri;
+    } else {
+      spec_ = "sqlite:" + db_.string();
+    }
+    auto s = Open();
     ASSERT_TRUE(s.ok()) << s.status();
     store_ = std::move(*s);
   }
@@ -28,6 +74,9 @@ class StoreTest : public ::testing::Test {
     store_.reset();
     fs::remove_all(dir_);
   }
+
+  // Another store on the same inventory (a second connection, as a second replica has).
+  absl::StatusOr<std::unique_ptr<Store>> Open() { return OpenStore(spec_, db_); }
 
   Host MakeHost(const std::string& name) {
     Host h;
@@ -43,27 +92,54 @@ class StoreTest : public ::testing::Test {
     return store_->Transact([&](Tx& tx) { return tx.AddHost(h); });
   }
 
-  // Reads one integer with the sqlite3 C API directly: an independent judge of what is on disk.
+  // Runs one statement with the database's own C API, apart from the store: an independent judge
+  // of what is stored. Returns the first column of the first row as an integer, -1 on failure.
   int64_t QueryInt(const std::string& sql) {
-    sqlite3* db = nullptr;
-    EXPECT_EQ(sqlite3_open_v2(db_.c_str(), &db, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
-    sqlite3_stmt* st = nullptr;
-    EXPECT_EQ(sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
     int64_t v = -1;
-    if (sqlite3_step(st) == SQLITE_ROW) v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    sqlite3_close(db);
+    if (GetParam() == Backend::kSqlite) {
+      sqlite3* db = nullptr;
+      EXPECT_EQ(sqlite3_open_v2(db_.c_str(), &db, SQLITE_OPEN_READWRITE, nullptr), SQLITE_OK);
+      sqlite3_stmt* st = nullptr;
+      EXPECT_EQ(sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
+      int rc = sqlite3_step(st);
+      if (rc == SQLITE_ROW) v = sqlite3_column_int64(st, 0);
+      if (rc == SQLITE_DONE) v = 0;
+      sqlite3_finalize(st);
+      sqlite3_close(db);
+      return v;
+    }
+    PGconn* c = PQconnectdb(spec_.c_str());
+    PGresult* r = PQexec(c, sql.c_str());
+    ExecStatusType st = PQresultStatus(r);
+    EXPECT_TRUE(st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) << sql << ": " << PQresultErrorMessage(r);
+    if (st == PGRES_TUPLES_OK && PQntuples(r) > 0) v = std::atoll(PQgetvalue(r, 0, 0));
+    if (st == PGRES_COMMAND_OK) v = 0;
+    PQclear(r);
+    PQfinish(c);
     return v;
   }
 
   fs::path dir_;
   fs::path db_;
+  std::string spec_;
   std::unique_ptr<Store> store_;
 };
 
-TEST_F(StoreTest, OpensWithWalForeignKeysAndLatestSchema) {
-  EXPECT_GE(store_->SchemaVersion(), 1);
-  EXPECT_EQ(QueryInt("PRAGMA user_version"), store_->SchemaVersion());
+INSTANTIATE_TEST_SUITE_P(Backends, StoreTest, ::testing::Values(Backend::kSqlite, Backend::kPostgres),
+                         [](const ::testing::TestParamInfo<Backend>& i) {
+                           return i.param == Backend::kSqlite ? "Sqlite" : "Postgres";
+                         });
+
+TEST_P(StoreTest, OpensWithLatestSchemaAndEveryTable) {
+  EXPECT_GE(store_->SchemaVersion(), 2);
+  EXPECT_EQ(QueryInt(GetParam() == Backend::kSqlite ? "PRAGMA user_version" : "SELECT version FROM ipfleet_schema"),
+            store_->SchemaVersion());
+  for (const char* table : {"hosts", "host_addresses", "host_labels", "enrollment_tokens", "certificates",
+                            "revocations", "health", "proposals", "external_peers", "tunnels", "generations",
+                            "bundles", "rollouts", "rollout_hosts", "commands", "audit_log", "replicas", "bus"}) {
+    EXPECT_EQ(QueryInt(std::string("SELECT count(*) FROM ") + table), 0) << table;
+  }
+  if (GetParam() != Backend::kSqlite) return;
   struct stat st {};
   ASSERT_EQ(::stat(db_.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);
@@ -76,40 +152,138 @@ TEST_F(StoreTest, OpensWithWalForeignKeysAndLatestSchema) {
   EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(s, 0)), "wal");
   sqlite3_finalize(s);
   sqlite3_close(db);
-  for (const char* table : {"hosts", "host_addresses", "host_labels", "enrollment_tokens", "certificates",
-                            "revocations", "health", "proposals", "external_peers", "tunnels",
-                            "generations", "bundles", "rollouts", "rollout_hosts", "commands", "audit_log"}) {
-    EXPECT_EQ(QueryInt(std::string("SELECT count(*) FROM sqlite_master WHERE type='table' AND name='") +
-                       table + "'"),
-              1)
-        << table;
-  }
 }
 
-TEST_F(StoreTest, ReopenKeepsDataAndDoesNotRemigrate) {
+TEST_P(StoreTest, ReopenKeepsDataAndDoesNotRemigrate) {
   ASSERT_TRUE(Add(MakeHost("web1")).ok());
   int v = store_->SchemaVersion();
   store_.reset();
-  auto s = OpenSqliteStore(db_);
+  auto s = Open();
   ASSERT_TRUE(s.ok()) << s.status();
   EXPECT_EQ((*s)->SchemaVersion(), v);
   auto h = (*s)->GetHost("web1");
   ASSERT_TRUE(h.ok()) << h.status();
 }
 
-TEST_F(StoreTest, RefusesNewerSchema) {
+TEST_P(StoreTest, RefusesNewerSchemaAndChangesNothing) {
+  ASSERT_TRUE(Add(MakeHost("web1")).ok());
   store_.reset();
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open(db_.c_str(), &db), SQLITE_OK);
-  ASSERT_EQ(sqlite3_exec(db, "PRAGMA user_version = 999", nullptr, nullptr, nullptr), SQLITE_OK);
-  sqlite3_close(db);
-  auto s = OpenSqliteStore(db_);
+  QueryInt(GetParam() == Backend::kSqlite ? "PRAGMA user_version = 999" : "UPDATE ipfleet_schema SET version = 999");
+  auto s = Open();
   ASSERT_FALSE(s.ok());
   EXPECT_EQ(s.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_NE(s.status().message().find("newer"), std::string::npos) << s.status();
+  EXPECT_EQ(QueryInt("SELECT count(*) FROM hosts"), 1);
+  EXPECT_EQ(QueryInt(GetParam() == Backend::kSqlite ? "PRAGMA user_version" : "SELECT version FROM ipfleet_schema"),
+            999);
 }
 
-TEST_F(StoreTest, HostRoundTripAndDuplicates) {
+TEST_P(StoreTest, ReplicasHostsAndTheBus) {
+  ASSERT_TRUE(Add(MakeHost("a")).ok());
+  ASSERT_TRUE(store_->Transact([](Tx& tx) -> absl::Status {
+                  IPFLEET_RETURN_IF_ERROR(tx.PutReplica({"r2", "127.0.0.1:2", 10, 11, false}));
+                  IPFLEET_RETURN_IF_ERROR(tx.PutReplica({"r1", "127.0.0.1:1", 10, 11, true}));
+                  IPFLEET_RETURN_IF_ERROR(tx.PutReplica({"r1", "127.0.0.1:1", 10, 15, false}));
+                  return tx.SetHostReplica("a", "r2");
+                }).ok());
+  auto replicas = store_->ListReplicas();
+  ASSERT_TRUE(replicas.ok()) << replicas.status();
+  ASSERT_EQ(replicas->size(), 2u);
+  EXPECT_EQ((*replicas)[0].id, "r1");
+  EXPECT_EQ((*replicas)[0].heartbeat_unix, 15);
+  EXPECT_FALSE((*replicas)[0].leader);
+  EXPECT_EQ(store_->GetHost("a")->replica, "r2");
+  EXPECT_EQ(store_->Transact([](Tx& tx) { return tx.SetHostReplica("ghost", "r1"); }).code(),
+            absl::StatusCode::kNotFound);
+  ASSERT_TRUE(store_->Transact([](Tx& tx) { return tx.ReleaseHostReplica("a", "r1"); }).ok());
+  EXPECT_EQ(store_->GetHost("a")->replica, "r2");  // the session moved on: r1 closing changes nothing
+  ASSERT_TRUE(store_->Transact([](Tx& tx) { return tx.ReleaseHostReplica("a", "r2"); }).ok());
+  EXPECT_EQ(store_->GetHost("a")->replica, "");
+  ASSERT_TRUE(store_->Transact([](Tx& tx) { return tx.SetHostReplica("a", "r2"); }).ok());
+  ASSERT_TRUE(store_->Transact([](Tx& tx) { return tx.ClearHostsOfReplica("r2"); }).ok());
+  EXPECT_EQ(store_->GetHost("a")->replica, "");
+
+  EXPECT_EQ(*store_->LastBusSeq(), 0u);
+  std::string binary("\0\x01\xff\\x", 5);
+  uint64_t s1 = 0, s2 = 0;
+  ASSERT_TRUE(store_->Transact([&](Tx& tx) -> absl::Status {
+                  IPFLEET_ASSIGN_OR_RETURN(s1, tx.AppendBus({0, 100, "r1", "a", "bundle", binary}));
+                  IPFLEET_ASSIGN_OR_RETURN(s2, tx.AppendBus({0, 200, "r2", "a", "ack", "x"}));
+                  return absl::OkStatus();
+                }).ok());
+  EXPECT_LT(s1, s2);
+  EXPECT_EQ(*store_->LastBusSeq(), s2);
+  auto after = store_->ReadBus(s1, 10);
+  ASSERT_TRUE(after.ok()) << after.status();
+  ASSERT_EQ(after->size(), 1u);
+  EXPECT_EQ(after->front().kind, "ack");
+  auto all = store_->ReadBus(0, 10);
+  ASSERT_EQ(all->size(), 2u);
+  EXPECT_EQ(all->front().payload, binary);  // bytes survive, NUL and backslash included
+  EXPECT_EQ(all->front().origin, "r1");
+  ASSERT_TRUE(store_->Transact([](Tx& tx) { return tx.PruneBus(150); }).ok());
+  EXPECT_EQ(store_->ReadBus(0, 10)->size(), 1u);
+}
+
+// Two stores on one inventory, as two replicas: exactly one leads at a time, and a write that
+// checks before it writes (consuming a token) succeeds exactly once when both race.
+TEST_P(StoreTest, TwoStoresOnOneInventory) {
+  auto second = Open();
+  ASSERT_TRUE(second.ok()) << second.status();
+  auto first_leads = store_->HoldLeadership();
+  ASSERT_TRUE(first_leads.ok()) << first_leads.status();
+  EXPECT_TRUE(*first_leads);
+  auto second_leads = (*second)->HoldLeadership();
+  ASSERT_TRUE(second_leads.ok()) << second_leads.status();
+  if (GetParam() == Backend::kPostgres) {
+    EXPECT_TRUE(store_->Shared());
+    EXPECT_FALSE(*second_leads);
+    EXPECT_TRUE(*store_->HoldLeadership());  // still held
+    store_->ReleaseLeadership();
+    EXPECT_TRUE(*(*second)->HoldLeadership());
+    EXPECT_FALSE(*store_->HoldLeadership());
+  } else {
+    EXPECT_FALSE(store_->Shared());  // one controller per SQLite inventory: it always leads
+    EXPECT_TRUE(*second_leads);
+  }
+
+  ASSERT_TRUE(Add(MakeHost("web1")).ok());
+  for (int i = 0; i < 20; ++i) {
+    std::string hash = "race" + std::to_string(i);
+    ASSERT_TRUE(store_->Transact([&](Tx& tx) { return tx.AddEnrollmentToken({hash, "web1", 1, 1000, false, 0}); }).ok());
+    std::atomic<int> wins{0};
+    auto consume = [&](Store* s) {
+      if (s->Transact([&](Tx& tx) { return tx.ConsumeEnrollmentToken(hash, "web1", 5); }).ok()) ++wins;
+    };
+    std::thread a(consume, store_.get()), b(consume, second->get());
+    a.join();
+    b.join();
+    EXPECT_EQ(wins.load(), 1) << hash;
+  }
+}
+
+TEST_P(StoreTest, DescribeNeverShowsAPassword) {
+  if (GetParam() == Backend::kSqlite) {
+    EXPECT_EQ(store_->Describe(), "sqlite:" + db_.string());
+    return;
+  }
+  EXPECT_EQ(store_->Describe().find("secret"), std::string::npos);
+  auto bad = OpenStore("postgresql://ipfleet:secret@127.0.0.1:1/none?connect_timeout=2", db_);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_NE(bad.status().message().find("127.0.0.1"), std::string::npos) << bad.status();
+  EXPECT_EQ(bad.status().message().find("secret"), std::string::npos) << bad.status();
+}
+
+TEST(OpenStoreTest, UnknownSpecIsRefusedWithWhatIsAccepted) {
+  auto s = OpenStore("mysql://root:pw@db/x", "/nonexistent/inventory.db");
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(s.status().message().find("postgresql://"), std::string::npos) << s.status();
+  EXPECT_EQ(s.status().message().find("pw"), std::string::npos) << s.status();
+}
+
+TEST_P(StoreTest, HostRoundTripAndDuplicates) {
   Host h = MakeHost("web1");
   ASSERT_TRUE(Add(h).ok());
   auto got = store_->GetHost("web1");
@@ -139,7 +313,7 @@ TEST_F(StoreTest, HostRoundTripAndDuplicates) {
   EXPECT_EQ((*all)[1].labels.at("site"), "fra");
 }
 
-TEST_F(StoreTest, FailedTransactionLeavesNothingBehind) {
+TEST_P(StoreTest, FailedTransactionLeavesNothingBehind) {
   absl::Status st = store_->Transact([&](Tx& tx) -> absl::Status {
     IPFLEET_RETURN_IF_ERROR(tx.AddHost(MakeHost("web1")));
     IPFLEET_RETURN_IF_ERROR(tx.AppendAudit({0, 1, "test", "host.add", "web1", "", true}));
@@ -153,7 +327,7 @@ TEST_F(StoreTest, FailedTransactionLeavesNothingBehind) {
   EXPECT_TRUE(Add(MakeHost("web1")).ok());
 }
 
-TEST_F(StoreTest, EnrollmentTokenRefusals) {
+TEST_P(StoreTest, EnrollmentTokenRefusals) {
   ASSERT_TRUE(Add(MakeHost("web1")).ok());
   ASSERT_TRUE(Add(MakeHost("web2")).ok());
   ASSERT_TRUE(store_->Transact([](Tx& tx) {
@@ -180,7 +354,7 @@ TEST_F(StoreTest, EnrollmentTokenRefusals) {
   EXPECT_EQ(QueryInt("SELECT count(*) FROM enrollment_tokens WHERE token_sha256 IN ('hash1','hash2')"), 2);
 }
 
-TEST_F(StoreTest, CertificatesAndRevocation) {
+TEST_P(StoreTest, CertificatesAndRevocation) {
   Certificate c;
   c.serial = "1f";
   c.name = "web1";
@@ -218,7 +392,7 @@ TEST_F(StoreTest, CertificatesAndRevocation) {
   EXPECT_EQ(mine->front().serial, "20");  // newest first
 }
 
-TEST_F(StoreTest, HealthLatestWinsAndNeedsHost) {
+TEST_P(StoreTest, HealthLatestWinsAndNeedsHost) {
   ASSERT_TRUE(Add(MakeHost("web1")).ok());
   HealthRecord h{"web1", 100, 3, 2, 3, 1, 7, std::string("\x00\x01report", 8)};
   ASSERT_TRUE(store_->Transact([&](Tx& tx) { return tx.PutHealth(h); }).ok());
@@ -236,7 +410,7 @@ TEST_F(StoreTest, HealthLatestWinsAndNeedsHost) {
             absl::StatusCode::kNotFound);
 }
 
-TEST_F(StoreTest, RemoveHostCascades) {
+TEST_P(StoreTest, RemoveHostCascades) {
   ASSERT_TRUE(Add(MakeHost("web1")).ok());
   ASSERT_TRUE(store_->Transact([&](Tx& tx) -> absl::Status {
                   IPFLEET_RETURN_IF_ERROR(tx.AddEnrollmentToken({"h", "web1", 1, 2, false, 0}));
@@ -252,10 +426,12 @@ TEST_F(StoreTest, RemoveHostCascades) {
   }
   EXPECT_EQ(store_->Transact([](Tx& tx) { return tx.RemoveHost("web1"); }).code(),
             absl::StatusCode::kNotFound);
-  EXPECT_TRUE(CheckSqliteIntegrity(db_).ok());
+  if (GetParam() == Backend::kSqlite) {
+    EXPECT_TRUE(CheckSqliteIntegrity(db_).ok());
+  }
 }
 
-TEST_F(StoreTest, DesiredInventoryGenerationsAndBundles) {
+TEST_P(StoreTest, DesiredInventoryGenerationsAndBundles) {
   ASSERT_TRUE(Add(MakeHost("a")).ok());
   ASSERT_TRUE(Add(MakeHost("b")).ok());
   EXPECT_EQ(*store_->CurrentGeneration(), 0u);
@@ -305,7 +481,7 @@ TEST_F(StoreTest, DesiredInventoryGenerationsAndBundles) {
             absl::StatusCode::kAlreadyExists);
 }
 
-TEST_F(StoreTest, RolloutsAndCommands) {
+TEST_P(StoreTest, RolloutsAndCommands) {
   ASSERT_TRUE(Add(MakeHost("a")).ok());
   ASSERT_TRUE(Add(MakeHost("b")).ok());
   EXPECT_EQ(store_->LatestRollout().status().code(), absl::StatusCode::kNotFound);
@@ -361,7 +537,7 @@ TEST_F(StoreTest, RolloutsAndCommands) {
             absl::StatusCode::kNotFound);
 }
 
-TEST_F(StoreTest, AuditNewestFirst) {
+TEST_P(StoreTest, AuditNewestFirst) {
   ASSERT_TRUE(store_->Transact([](Tx& tx) -> absl::Status {
                   IPFLEET_RETURN_IF_ERROR(tx.AppendAudit({0, 1, "unix:uid=0", "host.add", "a", "", true}));
                   return tx.AppendAudit({0, 2, "unix:uid=0", "cert.revoke", "a", "reason=x", false});

@@ -22,13 +22,13 @@ using SslCtxPtr = std::unique_ptr<SSL_CTX, ossl::Deleter<SSL_CTX_free>>;
 using SslPtr = std::unique_ptr<SSL, ossl::Deleter<SSL_free>>;
 
 // Finds the CA whose fingerprint was pinned: in the controller's TLS chain, or in --ca-file.
-absl::StatusOr<std::string> PinnedCa(const EnrollOptions& o) {
+absl::StatusOr<std::string> PinnedCa(const EnrollOptions& o, const std::string& controller) {
   std::vector<std::string> candidates;
   if (!o.ca_file.empty()) {
     IPFLEET_ASSIGN_OR_RETURN(std::string pem, files::Read(o.ca_file));
     candidates.push_back(pem);
   } else {
-    IPFLEET_ASSIGN_OR_RETURN(candidates, FetchPeerChain(o.controller, o.timeout_seconds));
+    IPFLEET_ASSIGN_OR_RETURN(candidates, FetchPeerChain(controller, o.timeout_seconds));
   }
   for (const auto& pem : candidates) {
     auto fp = ca::FingerprintSha256Pem(pem);
@@ -71,13 +71,9 @@ absl::StatusOr<std::vector<std::string>> FetchPeerChain(const std::string& host_
   return out;
 }
 
-absl::Status Enroll(const EnrollOptions& o) {
-  if (o.name.empty() || o.token.empty() || o.ca_fingerprint.empty() || o.controller.empty()) {
-    return absl::InvalidArgumentError("enroll needs --controller, --name, --token and --ca-fingerprint");
-  }
-  IPFLEET_RETURN_IF_ERROR(files::EnsureDir(o.data_dir, 0700));
-  IPFLEET_RETURN_IF_ERROR(files::EnsureDir(TlsDir(o.data_dir), 0700));
-  IPFLEET_ASSIGN_OR_RETURN(std::string ca_pem, PinnedCa(o));
+// One enrollment attempt against one controller replica.
+absl::Status EnrollAt(const EnrollOptions& o, const std::string& controller) {
+  IPFLEET_ASSIGN_OR_RETURN(std::string ca_pem, PinnedCa(o, controller));
   spdlog::info("event=ca_pinned fingerprint={}", o.ca_fingerprint);
 
   // The key is made here and stays here.
@@ -88,7 +84,7 @@ absl::Status Enroll(const EnrollOptions& o) {
   tls.pem_root_certs = ca_pem;
   grpc::ChannelArguments args;
   if (!o.tls_server_name.empty()) args.SetSslTargetNameOverride(o.tls_server_name);
-  auto channel = grpc::CreateCustomChannel(o.controller, grpc::SslCredentials(tls), args);
+  auto channel = grpc::CreateCustomChannel(controller, grpc::SslCredentials(tls), args);
   auto stub = v1::AgentService::NewStub(channel);
   v1::EnrollRequest req;
   req.set_host(o.name);
@@ -115,10 +111,26 @@ absl::Status Enroll(const EnrollOptions& o) {
   IPFLEET_RETURN_IF_ERROR(files::WriteAtomic(HostCert(o.data_dir), resp.certificate_pem(), 0644));
   IPFLEET_RETURN_IF_ERROR(files::WriteAtomic(CaCert(o.data_dir), ca_pem, 0644));
   if (!resp.crl().empty()) IPFLEET_RETURN_IF_ERROR(files::WriteAtomic(Crl(o.data_dir), resp.crl(), 0644));
-  IPFLEET_RETURN_IF_ERROR(SaveConfig(o.data_dir, AgentConfig{o.name, o.controller, o.tls_server_name}));
+  IPFLEET_RETURN_IF_ERROR(SaveConfig(o.data_dir, AgentConfig{o.name, o.controllers, o.tls_server_name}));
   auto info = ca::InspectCertificatePem(resp.certificate_pem());
-  spdlog::info("event=enrolled host={} controller={} serial={}", o.name, o.controller, info.ok() ? info->serial_hex : "?");
+  spdlog::info("event=enrolled host={} controller={} serial={}", o.name, controller, info.ok() ? info->serial_hex : "?");
   return absl::OkStatus();
+}
+
+absl::Status Enroll(const EnrollOptions& o) {
+  if (o.name.empty() || o.token.empty() || o.ca_fingerprint.empty() || o.controllers.empty()) {
+    return absl::InvalidArgumentError("enroll needs --controller, --name, --token and --ca-fingerprint");
+  }
+  IPFLEET_RETURN_IF_ERROR(files::EnsureDir(o.data_dir, 0700));
+  IPFLEET_RETURN_IF_ERROR(files::EnsureDir(TlsDir(o.data_dir), 0700));
+  absl::Status last;
+  for (const std::string& controller : o.controllers) {
+    last = EnrollAt(o, controller);
+    // Only an unreachable replica is a reason to try the next; a refused token is final.
+    if (last.ok() || !(absl::IsUnavailable(last) || absl::IsDeadlineExceeded(last))) return last;
+    spdlog::warn("event=enroll_controller_unreachable controller={} error=\"{}\"", controller, std::string(last.message()));
+  }
+  return last;
 }
 
 }  // namespace ipfleet::agent::daemon

@@ -2,13 +2,15 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "layout.h"
 
 namespace ipfleet::agent::daemon {
 
 struct EnrollOptions {
-  std::string controller;      // ADDR:PORT
+  // Controller replicas' ADDR:PORT: enrollment uses the first that answers, the session all of them.
+  std::vector<std::string> controllers;
   std::string name;            // host name the token was issued for
   std::string token;           // secret: never logged
   std::string ca_fingerprint;  // SHA-256 of the CA certificate

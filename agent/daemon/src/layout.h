@@ -25,7 +25,8 @@ inline Path HealthFile(const Path& d) { return d / "status" / "health.pb"; }
 
 struct AgentConfig {
   std::string host;
-  std::string controller;       // "ADDR:PORT"
+  // Controller replicas' "ADDR:PORT", in the order to try them (the session fails over along it).
+  std::vector<std::string> controllers;
   std::string tls_server_name;  // name checked against the controller certificate (optional)
 };
 

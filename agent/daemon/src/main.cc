@@ -17,7 +17,10 @@ int main(int argc, char** argv) {
 
   EnrollOptions eo;
   auto* enroll = app.add_subcommand("enroll", "Pin the CA, create a key here, and get a host certificate with a token");
-  enroll->add_option("--controller", eo.controller, "controller AgentService ADDR:PORT")->required();
+  enroll->add_option("--controller", eo.controllers,
+                     "controller AgentService ADDR:PORT; repeat it for each controller replica (the session fails "
+                     "over among them)")
+      ->required();
   enroll->add_option("--name", eo.name, "host name the token was issued for")->required();
   enroll->add_option("--token", eo.token, "one-time enrollment token")->required();
   enroll->add_option("--ca-fingerprint", eo.ca_fingerprint, "SHA-256 fingerprint of the fleet CA")->required();

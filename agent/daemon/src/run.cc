@@ -6,6 +6,7 @@
 #include <ctime>
 
 #include <absl/strings/str_cat.h>
+#include <absl/strings/str_join.h>
 #include <grpcpp/grpcpp.h>
 #include <spdlog/spdlog.h>
 #ifdef IPFLEET_HAVE_SYSTEMD
@@ -83,10 +84,12 @@ int Run(const RunOptions& o) {
   AgentOptions ao;
   ao.host = cfg->host;
   ao.data_dir = dir;
-  std::string chost;
-  uint16_t cport = 0;
-  if (SplitHostPort(cfg->controller, &chost, &cport, 7443).ok()) {
-    if (auto ip = ParseIp(chost); ip.ok()) ao.controller_endpoints.push_back({*ip, cport});
+  for (const std::string& controller : cfg->controllers) {  // every replica's path stays open
+    std::string chost;
+    uint16_t cport = 0;
+    if (SplitHostPort(controller, &chost, &cport, 7443).ok()) {
+      if (auto ip = ParseIp(chost); ip.ok()) ao.controller_endpoints.push_back({*ip, cport});
+    }
   }
   ipfleet::Metrics metrics;
   health::IcmpProber prober;
@@ -107,7 +110,7 @@ int Run(const RunOptions& o) {
   }
 
   SessionOptions so;
-  so.target = cfg->controller;
+  so.targets = cfg->controllers;
   so.tls_server_name = cfg->tls_server_name;
   so.health_interval_ms = int64_t{o.health_interval_seconds} * 1000;
   so.credentials = [dir] {
@@ -158,7 +161,7 @@ int Run(const RunOptions& o) {
 #ifdef IPFLEET_HAVE_SYSTEMD
   sd_notify(0, "READY=1");
 #endif
-  spdlog::info("event=agent_running host={} controller={} metrics_port={} kernel={}", cfg->host, cfg->controller,
+  spdlog::info("event=agent_running host={} controller={} metrics_port={} kernel={}", cfg->host, absl::StrJoin(cfg->controllers, ","),
                metrics_server ? metrics_server->port() : 0, o.fake_kernel ? "fake" : "netlink");
 
   (void)files::EnsureDir(dir / "status", 0700);

@@ -1,5 +1,6 @@
 #include "show.h"
 
+#include <absl/strings/str_join.h>
 #include <cstdio>
 #include <ctime>
 #include <iostream>
@@ -54,7 +55,7 @@ int Status(const Path& dir, bool json) {
   int up = 0;
   for (const auto& t : r.tunnels()) up += t.up();
   std::printf("host %s  controller %s  bundle v%llu  tunnels %d/%d up  stale SAs %u  forced renegotiations %llu  (report %llds old)\n",
-              cfg->host.c_str(), cfg->controller.c_str(), static_cast<unsigned long long>(r.bundle_version()), up,
+              cfg->host.c_str(), absl::StrJoin(cfg->controllers, ",").c_str(), static_cast<unsigned long long>(r.bundle_version()), up,
               r.tunnels_size(), r.stale_sas(), static_cast<unsigned long long>(r.forced_renegotiations_total()),
               static_cast<long long>(std::time(nullptr) - r.at_unix()));
   std::printf("%-24s %-4s %-12s %-9s %-6s %-7s %s\n", "TUNNEL", "UP", "IKE", "CHILD_SAS", "STALE", "FORCED", "LAST_ERROR");

@@ -77,7 +77,13 @@ bool SessionClient::RunStream() {
   args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 10000);
   args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 5000);
   args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
-  auto channel = grpc::CreateCustomChannel(o_.target, o_.credentials(), args);
+  std::string target;
+  {
+    std::lock_guard lock(wait_mu_);
+    current_target_ = o_.targets.empty() ? std::string() : o_.targets[target_index_ % o_.targets.size()];
+    target = current_target_;
+  }
+  auto channel = grpc::CreateCustomChannel(target, o_.credentials(), args);
   auto stub = v1::AgentService::NewStub(channel);
   grpc::ClientContext ctx;
   auto stream = stub->Session(&ctx);
@@ -98,7 +104,7 @@ bool SessionClient::RunStream() {
   if (ok) {
     connected_ = true;
     ++connections_;
-    spdlog::info("event=session_connected target={} bundle_version={} last_command_id={}", o_.target,
+    spdlog::info("event=session_connected target={} bundle_version={} last_command_id={}", target,
                  hello.hello().bundle_version(), hello.hello().last_command_id());
     // The last result may have been lost with the previous stream; the controller ignores repeats.
     if (auto last = agent_.LastResult()) {
@@ -147,17 +153,34 @@ bool SessionClient::RunStream() {
     std::lock_guard lock(stream_mu_);
     ctx_ = nullptr;
   }
-  spdlog::warn("event=session_closed target={} code={} error=\"{}\" lasted_ms={}", o_.target,
+  spdlog::warn("event=session_closed target={} code={} error=\"{}\" lasted_ms={}", target,
                static_cast<int>(st.error_code()), st.error_message(), NowMs() - started);
   return NowMs() - started >= kStableStreamMs;
 }
 
+std::string SessionClient::target() const {
+  std::lock_guard lock(wait_mu_);
+  return current_target_;
+}
+
 void SessionClient::SessionLoop() {
+  size_t failed_in_a_row = 0;
   while (!stop_) {
-    if (RunStream()) backoff_.Reset();
+    if (RunStream()) {
+      backoff_.Reset();
+      failed_in_a_row = 0;
+    } else {
+      ++failed_in_a_row;
+    }
     if (stop_) break;
+    const size_t n = std::max<size_t>(o_.targets.size(), 1);
+    target_index_ = (target_index_ + 1) % n;  // the next replica
+    // Within the first round over the replicas, a short jittered pause; after a whole round
+    // failed, the growing backoff (a fleet that lost every controller does not hammer them).
+    if (failed_in_a_row < n) backoff_.Reset();
     auto delay = backoff_.Next();
-    spdlog::info("event=session_reconnect_wait delay_ms={} attempt={}", delay.count(), backoff_.attempt());
+    spdlog::info("event=session_reconnect_wait delay_ms={} attempt={} next={}", delay.count(), backoff_.attempt(),
+                 o_.targets.empty() ? "" : o_.targets[target_index_]);
     std::unique_lock lock(wait_mu_);
     wait_cv_.wait_for(lock, delay, [this] { return stop_.load(); });
   }

@@ -293,7 +293,9 @@ grpc::Status AdminServiceImpl::FleetStatus(grpc::ServerContext* sctx, const v1::
   for (const auto& h : *hosts) {
     v1::HostStatus* s = resp->add_hosts();
     s->set_host(h.name);
-    s->set_connected(ctx_.sessions->IsConnected(h.name));
+    const bool here = ctx_.sessions->IsConnected(h.name);
+    s->set_connected(here || !h.replica.empty());
+    s->set_replica(here ? ctx_.replica_id : h.replica);
     s->set_last_seen_unix(std::max(h.last_seen_unix, ctx_.sessions->LastSeen(h.name)));
     s->set_bundle_version(h.applied_bundle_version);
     if (auto it = by_host.find(h.name); it != by_host.end()) {
@@ -302,6 +304,18 @@ grpc::Status AdminServiceImpl::FleetStatus(grpc::ServerContext* sctx, const v1::
       s->set_stale_sas(it->second->stale_sas);
       s->set_forced_renegotiations(it->second->forced_renegotiations);
     }
+  }
+  resp->set_answered_by(ctx_.replica_id);
+  absl::StatusOr<std::vector<inventory::ReplicaRecord>> replicas = ctx_.store->ListReplicas();
+  if (!replicas.ok()) return ToGrpc(replicas.status());
+  const int64_t now = ctx_.clock();
+  for (const auto& r : *replicas) {
+    v1::ReplicaStatus* p = resp->add_replicas();
+    p->set_id(r.id);
+    p->set_endpoint(r.endpoint);
+    p->set_heartbeat_unix(r.heartbeat_unix);
+    p->set_alive(now - r.heartbeat_unix <= 5);
+    p->set_leader(r.leader && p->alive());
   }
   return grpc::Status::OK;
 }
@@ -348,24 +362,35 @@ grpc::Status AdminServiceImpl::CreateDashboardToken(grpc::ServerContext* sctx,
 
 // --- forwarded to the fleet module (controller part 2) ------------------------------------------
 
-#define IPFLEET_FORWARD(Rpc, Req, Resp, audit_action, audit_when)                         \
+// Rollouts run on the leading replica only (it drives them from its engine); another replica
+// refuses those calls and names the leader, so the operator (or a retrying script) goes there.
+grpc::Status AdminServiceImpl::RequireLeader(const char* what) const {
+  if (ctx_.is_leader()) return grpc::Status::OK;
+  return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                      absl::StrCat(what, " runs on the leading controller replica; this is replica ", ctx_.replica_id,
+                                   ", the leader is ", ctx_.describe_leader(),
+                                   ": run it there (ipfleet --controller ADDRESS) or retry in a few seconds"));
+}
+
+#define IPFLEET_FORWARD(Rpc, Req, Resp, audit_action, audit_when, leader_only)                \
   grpc::Status AdminServiceImpl::Rpc(grpc::ServerContext* sctx, const Req* req, Resp* resp) { \
     IPFLEET_AUTHORIZE(actor);                                                                \
-    grpc::Status st = fleet().Rpc(sctx, *req, resp);                                         \
+    grpc::Status st = (leader_only) ? RequireLeader(#Rpc) : grpc::Status::OK;                \
+    if (st.ok()) st = fleet().Rpc(sctx, *req, resp);                                         \
     if ((audit_when) && st.error_code() != grpc::StatusCode::UNIMPLEMENTED) {                \
       Audit(actor, audit_action, "", st);                                                   \
     }                                                                                        \
     return st;                                                                               \
   }
 
-IPFLEET_FORWARD(ListTunnels, v1::ListTunnelsRequest, v1::ListTunnelsResponse, "", false)
-IPFLEET_FORWARD(ListExternalPeers, v1::ListExternalPeersRequest, v1::ListExternalPeersResponse, "", false)
-IPFLEET_FORWARD(Apply, v1::ApplyRequest, v1::ApplyResponse, "apply", !req->dry_run())
-IPFLEET_FORWARD(StartRollout, v1::StartRolloutRequest, v1::RolloutStatus, "rollout.start", true)
-IPFLEET_FORWARD(GetRollout, v1::GetRolloutRequest, v1::RolloutStatus, "", false)
-IPFLEET_FORWARD(AbortRollout, v1::AbortRolloutRequest, v1::RolloutStatus, "rollout.abort", true)
-IPFLEET_FORWARD(Rollback, v1::RollbackRequest, v1::RolloutStatus, "rollout.rollback", true)
-IPFLEET_FORWARD(SendCommand, v1::SendCommandRequest, v1::CommandStatus, "command.send", true)
-IPFLEET_FORWARD(GetCommand, v1::GetCommandRequest, v1::CommandStatus, "", false)
+IPFLEET_FORWARD(ListTunnels, v1::ListTunnelsRequest, v1::ListTunnelsResponse, "", false, false)
+IPFLEET_FORWARD(ListExternalPeers, v1::ListExternalPeersRequest, v1::ListExternalPeersResponse, "", false, false)
+IPFLEET_FORWARD(Apply, v1::ApplyRequest, v1::ApplyResponse, "apply", !req->dry_run(), false)
+IPFLEET_FORWARD(StartRollout, v1::StartRolloutRequest, v1::RolloutStatus, "rollout.start", true, true)
+IPFLEET_FORWARD(GetRollout, v1::GetRolloutRequest, v1::RolloutStatus, "", false, false)
+IPFLEET_FORWARD(AbortRollout, v1::AbortRolloutRequest, v1::RolloutStatus, "rollout.abort", true, true)
+IPFLEET_FORWARD(Rollback, v1::RollbackRequest, v1::RolloutStatus, "rollout.rollback", true, true)
+IPFLEET_FORWARD(SendCommand, v1::SendCommandRequest, v1::CommandStatus, "command.send", true, false)
+IPFLEET_FORWARD(GetCommand, v1::GetCommandRequest, v1::CommandStatus, "", false, false)
 
 }  // namespace ipfleet::controller

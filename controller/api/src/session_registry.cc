@@ -16,6 +16,20 @@ bool SessionRegistry::Push(const std::string& host, v1::ControllerMessage msg) {
   return sink->Send(std::move(msg));
 }
 
+bool SessionRegistry::Deliver(const std::string& host, v1::ControllerMessage msg) {
+  std::string ref;
+  const char* kind = nullptr;
+  if (msg.has_bundle()) {
+    kind = "bundle";  // the holder sends the newest stored bundle the host lacks
+  } else if (msg.has_command()) {
+    kind = "command";
+    ref = std::to_string(msg.command().id());
+  }
+  if (Push(host, std::move(msg))) return true;
+  if (kind && !IsConnected(host)) Forward(host, kind, ref);
+  return false;
+}
+
 bool SessionRegistry::IsConnected(const std::string& host) const {
   std::lock_guard<std::mutex> lock(mu_);
   return sessions_.count(host) > 0;
@@ -94,14 +108,17 @@ void SessionRegistry::CloseAll(const std::string& message) {
   for (auto& [host, e] : all) e.sink->Close(grpc::StatusCode::UNAVAILABLE, message);
 }
 
-void SessionRegistry::DispatchHello(const std::string& host, const v1::Hello& m) const {
+void SessionRegistry::DispatchHello(const std::string& host, const v1::Hello& m, bool from_replica) const {
   for (const auto& h : hello_) h(host, m);
+  if (upstream_ && !from_replica) upstream_(host, "hello", m.SerializeAsString());
 }
-void SessionRegistry::DispatchAck(const std::string& host, const v1::BundleAck& m) const {
+void SessionRegistry::DispatchAck(const std::string& host, const v1::BundleAck& m, bool from_replica) const {
   for (const auto& h : ack_) h(host, m);
+  if (upstream_ && !from_replica) upstream_(host, "ack", m.SerializeAsString());
 }
-void SessionRegistry::DispatchHealth(const std::string& host, const v1::HealthReport& m) const {
+void SessionRegistry::DispatchHealth(const std::string& host, const v1::HealthReport& m, bool from_replica) const {
   for (const auto& h : health_) h(host, m);
+  if (upstream_ && !from_replica) upstream_(host, "health", m.SerializeAsString());
 }
 void SessionRegistry::DispatchCommandResult(const std::string& host, const v1::CommandResult& m) const {
   for (const auto& h : result_) h(host, m);

@@ -33,7 +33,8 @@
 #include "ipfleet/controller/api/agent_service.h"
 #include "ipfleet/controller/api/pki.h"
 #include "ipfleet/controller/api/session_registry.h"
-#include "ipfleet/controller/inventory/sqlite_store.h"
+#include "ipfleet/controller/inventory/open_store.h"
+#include "ipfleet/controller/replication/replication.h"
 #include "ipfleet/common/memory.h"
 #include "ipfleet/controller/daemon/tls_buffers.h"
 
@@ -74,6 +75,24 @@ std::string HostPart(const std::string& addr) {
 
 std::string WithPort(const std::string& addr, int port) { return absl::StrCat(HostPart(addr), ":", port); }
 
+// --inventory, else DATA_DIR/inventory.url (one line, may hold a password: keep it 0600), else sqlite.
+absl::StatusOr<std::string> InventorySpec(const std::string& flag, const std::filesystem::path& dir) {
+  if (!flag.empty()) return flag;
+  std::filesystem::path file = dir / "inventory.url";
+  std::error_code ec;
+  if (!std::filesystem::exists(file, ec)) return std::string("sqlite");
+  IPFLEET_ASSIGN_OR_RETURN(std::string text, files::Read(file));
+  while (!text.empty() && (text.back() == '\n' || text.back() == '\r' || text.back() == ' ')) text.pop_back();
+  if (text.empty()) return absl::InvalidArgumentError(absl::StrCat(file.string(), " is empty; remove it for SQLite"));
+  return text;
+}
+
+std::string DefaultReplicaId(int agent_port) {
+  char name[256] = {0};
+  if (::gethostname(name, sizeof(name) - 1) != 0) std::snprintf(name, sizeof(name), "controller");
+  return absl::StrCat(name, ":", agent_port);
+}
+
 }  // namespace
 
 struct Controller::Impl {
@@ -87,6 +106,7 @@ struct Controller::Impl {
   SessionRegistry sessions;
   ControllerContext ctx;
   std::unique_ptr<FleetModule> fleet;
+  std::unique_ptr<Replication> replication;
   std::unique_ptr<AgentServiceImpl> agent_service;
   std::unique_ptr<AdminServiceImpl> admin_service;
   std::unique_ptr<grpc::Server> agent_server;
@@ -131,7 +151,8 @@ absl::StatusOr<std::unique_ptr<Controller>> Controller::Start(const ServeOptions
   IPFLEET_ASSIGN_OR_RETURN(impl->ca, ca::CertificateAuthority::Load(dir));
   inventory::SqliteOptions so;
   so.fsync_every_commit = options.fsync_every_commit;
-  IPFLEET_ASSIGN_OR_RETURN(impl->store, inventory::OpenSqliteStore(ca::layout::InventoryDb(dir), so));
+  IPFLEET_ASSIGN_OR_RETURN(std::string inventory_spec, InventorySpec(options.inventory, dir));
+  IPFLEET_ASSIGN_OR_RETURN(impl->store, inventory::OpenStore(inventory_spec, ca::layout::InventoryDb(dir), so));
   impl->pki = std::make_unique<Pki>(*impl->ca, *impl->store, options.clock);
   IPFLEET_RETURN_IF_ERROR(impl->pki->Start());
 
@@ -201,6 +222,24 @@ absl::StatusOr<std::unique_ptr<Controller>> Controller::Start(const ServeOptions
   if (options.fleet_factory) {
     IPFLEET_ASSIGN_OR_RETURN(impl->fleet, options.fleet_factory(ctx));
   }
+  {
+    ReplicationOptions ro;
+    ro.replica_id = options.replica_id.empty() ? DefaultReplicaId(impl->agent_port) : options.replica_id;
+    ro.endpoint = ctx.agent_endpoint;
+    ctx.replica_id = ro.replica_id;
+    impl->replication = std::make_unique<Replication>(ctx, impl->fleet.get(), ro);
+    impl->replication->Wire();
+    Replication* r = impl->replication.get();
+    ctx.is_leader = [r] { return r->leader(); };
+    ctx.describe_leader = [r] { return r->DescribeLeader(); };
+#ifdef IPFLEET_HAVE_SYSTEMD
+    // systemctl status shows whether the inventory answers and whether this replica leads.
+    r->OnChange([r] {
+      sd_notifyf(0, "STATUS=%s; %s", r->ready() ? "inventory reachable" : "inventory UNREACHABLE: admin writes refused",
+                 r->leader() ? "leading" : "standby");
+    });
+#endif
+  }
 
   // --- Dashboard: bound before the AdminService starts, so its URL (printed with every login
   // token) is known before any call can ask for one.
@@ -248,16 +287,19 @@ absl::StatusOr<std::unique_ptr<Controller>> Controller::Start(const ServeOptions
       return absl::InternalError(absl::StrCat("chmod(", impl->admin_socket.string(), "): ", std::strerror(errno)));
     }
   }
-  if (impl->fleet) impl->fleet->Start();
+  // Leads at once with SQLite, or when no other replica holds the lock; starts the fleet module then.
+  IPFLEET_RETURN_IF_ERROR(impl->replication->Start());
   if (impl->dashboard) impl->dashboard->Serve(impl->admin_server->InProcessChannel(grpc::ChannelArguments()));
   if (!TlsReleaseBuffersActive()) {
     spdlog::warn("event=tls_release_buffers_inactive reason=\"SSL_new interposer not bound; ~34 KiB more per idle agent session\"");
   }
   spdlog::info("event=controller_started data_dir={} agent_listen={} agent_port={} agent_endpoint={} admin_socket={} "
-               "admin_tcp_port={} dashboard={} metrics_port={} schema={} ca_fingerprint={} tls_release_buffers={}",
+               "admin_tcp_port={} dashboard={} metrics_port={} inventory={} schema={} replica={} leader={} "
+               "ca_fingerprint={} tls_release_buffers={}",
                dir.string(), options.listen, impl->agent_port, ctx.agent_endpoint, impl->admin_socket.string(),
                impl->admin_tcp_port, ctx.dashboard_url.empty() ? "off" : ctx.dashboard_url,
-               impl->metrics_endpoint ? impl->metrics_endpoint->port() : 0, impl->store->SchemaVersion(), impl->ca->Fingerprint(),
+               impl->metrics_endpoint ? impl->metrics_endpoint->port() : 0, impl->store->Describe(),
+               impl->store->SchemaVersion(), ctx.replica_id, impl->replication->leader(), impl->ca->Fingerprint(),
                TlsReleaseBuffersActive() ? "on" : "off");
   return std::unique_ptr<Controller>(new Controller(std::move(impl)));
 }
@@ -268,7 +310,7 @@ void Controller::Shutdown(std::chrono::milliseconds grace) {
   i.stopped = true;
   if (i.dashboard) i.dashboard->Stop();
   if (i.metrics_endpoint) i.metrics_endpoint->Stop();
-  if (i.fleet) i.fleet->Stop();
+  if (i.replication) i.replication->Stop();  // stops the fleet module when this replica leads
   i.sessions.CloseAll("controller shutting down");
   auto deadline = std::chrono::system_clock::now() + grace;
   if (i.agent_server) i.agent_server->Shutdown(deadline);
@@ -352,6 +394,12 @@ void AddServeCommand(CLI::App& app, std::function<int()>* action, FleetModuleFac
   cmd->add_option("--metrics", opts->metrics_listen,
                   "Serve Prometheus /metrics over plain HTTP on a loopback ADDRESS:PORT (e.g. 127.0.0.1:9478; off by "
                   "default; the dashboard serves /metrics too)");
+  cmd->add_option("--inventory", opts->inventory,
+                  "Inventory: sqlite (default: DATA_DIR/inventory.db), sqlite:PATH, or postgresql://USER@HOST:PORT/DB "
+                  "shared by several replicas (password in ~/.pgpass, not here). Default: DATA_DIR/inventory.url if "
+                  "present, else sqlite");
+  cmd->add_option("--replica-id", opts->replica_id,
+                  "Name of this replica among controllers sharing a PostgreSQL inventory (default HOSTNAME:AGENT-PORT)");
   cmd->add_flag("--no-fsync", *no_fsync,
                 "Do not fsync the inventory on every commit (survives a controller crash, not a power loss)");
   cmd->add_option("--log-level", *level, "trace, debug, info, warn, error (default: IPFLEET_LOG_LEVEL or info)");

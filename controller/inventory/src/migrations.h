@@ -11,7 +11,8 @@ struct Migration {
   const char* sql;
 };
 
-// All migrations in order.
-const std::vector<Migration>& Migrations();
+// All migrations in order, for each database (the same versions in both).
+const std::vector<Migration>& SqliteMigrations();
+const std::vector<Migration>& PostgresMigrations();
 
 }  // namespace ipfleet::inventory

@@ -63,12 +63,6 @@ absl::StatusOr<bool> Stmt::Step() {
   return Error(db_, "sqlite3_step", sqlite3_sql(stmt_));
 }
 
-absl::Status Stmt::Run() {
-  IPFLEET_ASSIGN_OR_RETURN(bool row, Step());
-  (void)row;
-  return absl::OkStatus();
-}
-
 std::string Stmt::Text(int col) const {
   const unsigned char* p = sqlite3_column_text(stmt_, col);
   int n = sqlite3_column_bytes(stmt_, col);
@@ -95,7 +89,7 @@ absl::StatusOr<std::unique_ptr<Connection>> Connection::Open(const std::string& 
   return std::unique_ptr<Connection>(new Connection(std::move(db)));
 }
 
-absl::StatusOr<std::unique_ptr<Stmt>> Connection::Prepare(const std::string& sql) {
+absl::StatusOr<std::unique_ptr<sql::Statement>> Connection::Prepare(const std::string& sql) {
   auto it = cache_.find(sql);
   if (it == cache_.end()) {
     sqlite3_stmt* raw = nullptr;

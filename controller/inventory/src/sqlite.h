@@ -11,6 +11,7 @@
 #include <string_view>
 
 #include "ipfleet/common/status.h"
+#include "sql.h"
 
 namespace ipfleet::inventory::sqlite {
 
@@ -29,29 +30,24 @@ absl::Status Error(sqlite3* db, std::string_view call, std::string_view sql = {}
 // A prepared statement borrowed from the cache for one use. Bind parameters are 1-based;
 // Step() returns true while a row is available. The destructor resets the statement and clears
 // its bindings so the cache can hand it out again.
-class Stmt {
+class Stmt final : public sql::Statement {
  public:
   Stmt(sqlite3* db, sqlite3_stmt* stmt) : db_(db), stmt_(stmt) {}
   Stmt(const Stmt&) = delete;
   Stmt& operator=(const Stmt&) = delete;
-  ~Stmt();
+  ~Stmt() override;
 
-  Stmt& Bind(int i, int64_t v);
-  Stmt& Bind(int i, std::string_view v);  // TEXT
-  Stmt& BindBlob(int i, std::string_view v);
-  Stmt& BindBool(int i, bool v) { return Bind(i, static_cast<int64_t>(v ? 1 : 0)); }
+  using sql::Statement::Bind;
+  Stmt& Bind(int i, int64_t v) override;
+  Stmt& Bind(int i, std::string_view v) override;  // TEXT
+  Stmt& BindBlob(int i, std::string_view v) override;
 
   // Advances; true when a row is ready, false when done, error otherwise.
-  absl::StatusOr<bool> Step();
-  // Runs a statement that returns no rows.
-  absl::Status Run();
+  absl::StatusOr<bool> Step() override;
 
-  int64_t Int(int col) const { return sqlite3_column_int64(stmt_, col); }
-  uint64_t UInt(int col) const { return static_cast<uint64_t>(Int(col)); }
-  bool Bool(int col) const { return Int(col) != 0; }
-  std::string Text(int col) const;
-  std::string Blob(int col) const;
-  bool IsNull(int col) const { return sqlite3_column_type(stmt_, col) == SQLITE_NULL; }
+  int64_t Int(int col) const override { return sqlite3_column_int64(stmt_, col); }
+  std::string Text(int col) const override;
+  std::string Blob(int col) const override;
 
  private:
   sqlite3* db_;
@@ -60,17 +56,16 @@ class Stmt {
 };
 
 // Owns the connection and a cache of prepared statements keyed by SQL text.
-class Connection {
+class Connection final : public sql::Connection {
  public:
   static absl::StatusOr<std::unique_ptr<Connection>> Open(const std::string& path);
 
   sqlite3* db() { return db_.get(); }
   // Prepared once (SQLITE_PREPARE_PERSISTENT), reused afterwards.
-  absl::StatusOr<std::unique_ptr<Stmt>> Prepare(const std::string& sql);
+  absl::StatusOr<std::unique_ptr<sql::Statement>> Prepare(const std::string& sql) override;
   // Runs one or more statements without results (schema, PRAGMA, BEGIN/COMMIT).
-  absl::Status Exec(const std::string& sql);
-  int64_t LastInsertRowId() { return sqlite3_last_insert_rowid(db_.get()); }
-  int Changes() { return sqlite3_changes(db_.get()); }
+  absl::Status Exec(const std::string& sql) override;
+  int64_t Changes() override { return sqlite3_changes(db_.get()); }
 
  private:
   explicit Connection(DbPtr db) : db_(std::move(db)) {}

@@ -39,8 +39,10 @@ absl::StatusOr<inventory::CommandRecord> CommandQueue::Send(const std::string& h
   }));
   v1::ControllerMessage msg;
   *msg.mutable_command() = ToWire(c);
-  // Not greeted: no session, or one whose Hello pass has not run yet; that pass sends it.
+  // Not greeted: no session here, or one whose Hello pass has not run yet; that pass sends it.
+  // No session here: the replica holding one (if any) sends it, told through the inventory.
   bool pushed = greeted_.count(host) > 0 && ctx_.sessions->Push(host, std::move(msg));
+  if (!pushed && !ctx_.sessions->IsConnected(host)) ctx_.sessions->Forward(host, "command", std::to_string(c.id));
   if (pushed) {
     IPFLEET_RETURN_IF_ERROR(MarkDelivered(c.id));
     c.state = CommandState::kDelivered;
@@ -84,6 +86,31 @@ void CommandQueue::OnHello(const std::string& host, const v1::Hello& hello) {
     spdlog::info("event=command_sent_on_hello id={} host={} agent_last={}", c.id, host, hello.last_command_id());
   }
   greeted_.insert(host);
+}
+
+void CommandQueue::SendQueued(const std::string& host) {
+  std::lock_guard lock(send_mu_);
+  if (!greeted_.count(host)) return;  // the Hello pass (still to run) sends everything pending
+  absl::StatusOr<std::vector<inventory::CommandRecord>> pending = ctx_.store->PendingCommands(host, 0);
+  if (!pending.ok()) {
+    spdlog::error("event=command_send_failed host={} error=\"{}\"", host, std::string(pending.status().message()));
+    return;
+  }
+  for (const inventory::CommandRecord& c : *pending) {
+    if (c.state != CommandState::kQueued) continue;  // delivered already: the agent has it
+    v1::ControllerMessage msg;
+    *msg.mutable_command() = ToWire(c);
+    if (!ctx_.sessions->Push(host, std::move(msg))) return;
+    if (absl::Status st = MarkDelivered(c.id); !st.ok()) {
+      spdlog::error("event=command_update_failed id={} error=\"{}\"", c.id, std::string(st.message()));
+    }
+    spdlog::info("event=command_sent_for_replica id={} host={}", c.id, host);
+  }
+}
+
+void CommandQueue::Resume() {
+  std::lock_guard lock(wait_mu_);
+  stopping_ = false;
 }
 
 void CommandQueue::OnResult(const std::string&, const v1::CommandResult&) {

@@ -45,6 +45,9 @@ absl::Status Engine::Start() {
   IPFLEET_ASSIGN_OR_RETURN(std::vector<inventory::HealthRecord> health, ctx_.store->ListHealth());
   {
     std::lock_guard lock(mu_);
+    // A replica that leads again forgets the rollout it drove before: another leader may have
+    // moved it on or finished it meanwhile, and the inventory says where it stands.
+    run_.reset();
     // Agents may already have said hello to this process (the agent port opens first): what they
     // said is newer than the inventory, so the inventory only fills in the others.
     for (const auto& h : hosts) applied_.emplace(h.name, h.applied_bundle_version);
@@ -104,7 +107,7 @@ void Engine::Loop() {
     Step(&pushes);
     if (pushes.empty()) continue;
     lock.unlock();
-    for (auto& [host, msg] : pushes) ctx_.sessions->Push(host, std::move(msg));
+    for (auto& [host, msg] : pushes) ctx_.sessions->Deliver(host, std::move(msg));
     pushes.clear();
     pushes.shrink_to_fit();
     lock.lock();
@@ -512,12 +515,26 @@ void Engine::OnHello(const std::string& host, const v1::Hello& hello) {
   }
   cv_.notify_all();
   // A host that was away gets the newest bundle it is due (bundles are stored when their wave starts).
+  SendNewestBundle(host, hello.bundle_version(), "hello");
+}
+
+void Engine::SendStoredBundle(const std::string& host) {
+  uint64_t have = 0;
+  {
+    std::lock_guard lock(mu_);
+    auto it = applied_.find(host);
+    if (it != applied_.end()) have = it->second;
+  }
+  SendNewestBundle(host, have, "replica");
+}
+
+void Engine::SendNewestBundle(const std::string& host, uint64_t have, const char* why) {
   absl::StatusOr<inventory::BundleRecord> latest = ctx_.store->LatestBundle(host);
-  if (!latest.ok() || latest->version <= hello.bundle_version()) return;
+  if (!latest.ok() || latest->version <= have) return;
   v1::ControllerMessage msg;
   if (!msg.mutable_bundle()->ParseFromString(latest->signed_bundle)) return;
-  spdlog::info("event=bundle_sent_on_hello host={} version={} had={}", host, latest->version, hello.bundle_version());
-  ctx_.sessions->Push(host, msg);
+  spdlog::info("event=bundle_sent host={} version={} had={} on={}", host, latest->version, have, why);
+  ctx_.sessions->Push(host, std::move(msg));
 }
 
 void Engine::OnAck(const std::string& host, const v1::BundleAck& ack) {

@@ -67,6 +67,7 @@ class FleetModuleImpl final : public controller::FleetModule {
   }
 
   void Start() override {
+    commands_.Resume();
     if (absl::Status st = engine_.Start(); !st.ok()) {
       spdlog::error("event=rollout_engine_start_failed error=\"{}\"", std::string(st.message()));
     }
@@ -75,6 +76,8 @@ class FleetModuleImpl final : public controller::FleetModule {
     commands_.Stop();
     engine_.Stop();
   }
+  void SendStoredBundle(const std::string& host) override { engine_.SendStoredBundle(host); }
+  void SendQueuedCommands(const std::string& host) override { commands_.SendQueued(host); }
 
   grpc::Status Apply(grpc::ServerContext*, const v1::ApplyRequest& req, v1::ApplyResponse* resp) override {
     absl::Status st = DoApply(req, resp);

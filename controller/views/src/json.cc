@@ -35,9 +35,18 @@ nlohmann::json FleetStatusJson(const v1::FleetStatusResponse& r) {
                      {"tunnels_up", h.tunnels_up()},
                      {"tunnels_total", h.tunnels_total()},
                      {"stale_sas", h.stale_sas()},
-                     {"forced_renegotiations", h.forced_renegotiations()}});
+                     {"forced_renegotiations", h.forced_renegotiations()},
+                     {"replica", h.replica()}});
   }
-  return {{"generation", r.generation()}, {"hosts", hosts}};
+  nlohmann::json replicas = nlohmann::json::array();
+  for (const auto& p : r.replicas()) {
+    replicas.push_back({{"id", p.id()},
+                        {"endpoint", p.endpoint()},
+                        {"leader", p.leader()},
+                        {"alive", p.alive()},
+                        {"heartbeat_unix", p.heartbeat_unix()}});
+  }
+  return {{"generation", r.generation()}, {"hosts", hosts}, {"replicas", replicas}, {"answered_by", r.answered_by()}};
 }
 
 nlohmann::json HostJson(const v1::HostInfo& h) {

@@ -42,7 +42,10 @@ class CommandQueue {
   void OnAttach(const std::string& host);  // wire to SessionRegistry::OnAttach
   void OnHello(const std::string& host, const v1::Hello& hello);
   void OnResult(const std::string& host, const v1::CommandResult& result);
-  void Stop();  // wakes waiters
+  void Stop();    // wakes waiters
+  void Resume();  // after Stop, when this replica leads again
+  // Another replica queued commands for a host whose session is here: push the queued ones.
+  void SendQueued(const std::string& host);
 
   static v1::Command ToWire(const inventory::CommandRecord& c);
 

@@ -1,6 +1,8 @@
 // The long-lived Session stream to the controller: Hello, bundles in / acks out, commands in /
-// results out, health reports (periodic and on change), certificate renewal. Reconnects with
-// jittered exponential backoff; results that could not be sent wait in an outbox.
+// results out, health reports (periodic and on change), certificate renewal. With several
+// controller replicas, a closed or failed stream moves on to the next endpoint after a short
+// jittered pause; the exponential backoff grows only once every endpoint failed in a row.
+// Results that could not be sent wait in an outbox.
 #pragma once
 
 #include <atomic>
@@ -11,6 +13,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <grpcpp/grpcpp.h>
 
@@ -21,7 +24,7 @@
 namespace ipfleet::agent {
 
 struct SessionOptions {
-  std::string target;  // "ADDR:PORT"
+  std::vector<std::string> targets;  // "ADDR:PORT" of each controller replica, tried in turn
   // Called before every connection attempt, so a renewed certificate is used at once.
   std::function<std::shared_ptr<grpc::ChannelCredentials>()> credentials;
   // Overrides the TLS name checked against the controller certificate (empty: the target host).
@@ -46,6 +49,8 @@ class SessionClient {
   void Send(const v1::AgentMessage& msg);
 
   bool connected() const { return connected_; }
+  // The endpoint of the current (or last tried) stream.
+  std::string target() const;
   int connections() const { return connections_; }
   std::function<void(const v1::CertificateRenewal&)> on_renewal;
 
@@ -58,6 +63,8 @@ class SessionClient {
   void SendHealth();
 
   SessionOptions o_;
+  size_t target_index_ = 0;  // session thread only (target() reads a copy under wait_mu_)
+  std::string current_target_;
   Agent& agent_;
   Backoff backoff_;
   std::atomic<bool> stop_{false};
@@ -69,7 +76,7 @@ class SessionClient {
   grpc::ClientReaderWriter<v1::AgentMessage, v1::ControllerMessage>* stream_ = nullptr;
   std::deque<v1::AgentMessage> outbox_;
 
-  std::mutex wait_mu_;
+  mutable std::mutex wait_mu_;
   std::condition_variable wait_cv_;
   std::thread session_thread_, tick_thread_;
 };

@@ -50,6 +50,7 @@ class AdminServiceImpl final : public v1::AdminService::Service {
   void Audit(const std::string& actor, const std::string& action, const std::string& target,
              const grpc::Status& result);
   FleetModule& fleet() { return fleet_ ? *fleet_ : missing_; }
+  grpc::Status RequireLeader(const char* what) const;
 
   ControllerContext& ctx_;
   FleetModule* fleet_;

@@ -44,6 +44,11 @@ struct ControllerContext {
   DashboardTokens* dashboard_tokens = nullptr;
   std::string dashboard_url;
   uint32_t default_token_ttl_seconds = 24 * 3600;
+  // This replica's id, and whether it leads (runs rollouts). Several replicas may share the
+  // inventory (controller/replication); a lone controller always leads.
+  std::string replica_id;
+  std::function<bool()> is_leader = [] { return true; };
+  std::function<std::string()> describe_leader = [] { return std::string("this controller"); };
   int host_cert_days = 365;
 };
 

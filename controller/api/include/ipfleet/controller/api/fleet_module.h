@@ -52,10 +52,16 @@ class FleetModule {
     return Missing("ListExternalPeers");
   }
 
-  // Called once after the servers are up (e.g. resume a running rollout after a restart) and
-  // once before shutdown (stop timers/threads; sessions are still open).
+  // Start: this replica leads (resume a running rollout from the inventory, drive rollouts).
+  // Stop: it no longer leads, or shuts down (stop timers/threads; sessions are still open).
+  // A replica may lead, lose leadership and lead again: Start follows Stop.
   virtual void Start() {}
   virtual void Stop() {}
+
+  // On every replica, leader or not: the leader stored a bundle, or a replica queued a command,
+  // for a host whose session this replica holds; send it what the inventory has for it.
+  virtual void SendStoredBundle(const std::string&) {}
+  virtual void SendQueuedCommands(const std::string&) {}
 
   static grpc::Status Missing(const char* rpc) {
     return grpc::Status(grpc::StatusCode::UNIMPLEMENTED,

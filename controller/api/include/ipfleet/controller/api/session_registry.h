@@ -48,6 +48,21 @@ class SessionRegistry {
   // Takes `msg` by value: a caller done with it moves it in (a 10,000-host wave pushes ~45 MB of
   // bundles; copies would double that).
   bool Push(const std::string& host, v1::ControllerMessage msg);
+  // Push, and when the host has no session here, tell the replica that holds it (when other
+  // replicas share the inventory): that replica then sends the newest stored bundle the host
+  // lacks, or the host's queued commands, as it reads them from the inventory. True only for a push on a session of this process.
+  bool Deliver(const std::string& host, v1::ControllerMessage msg);
+
+  // --- replication (see controller/daemon/src/replication.h) --------------------------------
+  // `kind` is "bundle" or "command", `ref` the command id as text (empty for a bundle).
+  using Forwarder = std::function<void(const std::string& host, const char* kind, const std::string& ref)>;
+  // Told every hello, ack and health report (serialized) after the local handlers ran.
+  using Upstream = std::function<void(const std::string& host, const char* kind, std::string payload)>;
+  void SetForwarder(Forwarder f) { forwarder_ = std::move(f); }
+  void SetUpstream(Upstream u) { upstream_ = std::move(u); }
+  void Forward(const std::string& host, const char* kind, const std::string& ref) const {
+    if (forwarder_) forwarder_(host, kind, ref);
+  }
   bool IsConnected(const std::string& host) const;
   std::vector<std::string> ConnectedHosts() const;  // sorted
   size_t ConnectedCount() const;
@@ -83,9 +98,11 @@ class SessionRegistry {
   // Closes every session (shutdown).
   void CloseAll(const std::string& message);
 
-  void DispatchHello(const std::string& host, const v1::Hello& m) const;
-  void DispatchAck(const std::string& host, const v1::BundleAck& m) const;
-  void DispatchHealth(const std::string& host, const v1::HealthReport& m) const;
+  // `from_replica`: the message came over the bus from the replica holding the session (it is
+  // not passed upstream again).
+  void DispatchHello(const std::string& host, const v1::Hello& m, bool from_replica = false) const;
+  void DispatchAck(const std::string& host, const v1::BundleAck& m, bool from_replica = false) const;
+  void DispatchHealth(const std::string& host, const v1::HealthReport& m, bool from_replica = false) const;
   void DispatchCommandResult(const std::string& host, const v1::CommandResult& m) const;
 
  private:
@@ -103,6 +120,8 @@ class SessionRegistry {
   std::vector<CommandResultHandler> result_;
   std::vector<DisconnectHandler> disconnect_;
   std::vector<AttachHandler> attach_;
+  Forwarder forwarder_;
+  Upstream upstream_;
 };
 
 }  // namespace ipfleet::controller

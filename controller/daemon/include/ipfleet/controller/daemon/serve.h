@@ -22,6 +22,9 @@ struct ServeOptions {
   std::string admin_listen;               // optional AdminService TCP address
   std::string advertise;                  // HOST:PORT agents dial; default from listen / TLS cert
   bool fsync_every_commit = true;
+  // "sqlite" (default), "sqlite:PATH" or "postgresql://..."; empty: DATA_DIR/inventory.url or sqlite.
+  std::string inventory;
+  std::string replica_id;  // empty: HOSTNAME:AGENT-PORT
   // Web dashboard (HTTPS) on "ADDRESS:PORT"; empty: off. See controller/dashboard.
   std::string dashboard;
   bool dashboard_anonymous_loopback = true;

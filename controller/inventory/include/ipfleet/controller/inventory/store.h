@@ -78,6 +78,13 @@ class Reader {
 
   // Audit log, newest first, at most `limit` entries.
   virtual absl::StatusOr<std::vector<AuditEntry>> ListAudit(size_t limit) = 0;
+
+  // Replicas (ordered by id) and the message bus between them.
+  virtual absl::StatusOr<std::vector<ReplicaRecord>> ListReplicas() = 0;
+  // Messages with seq > after_seq, oldest first, at most `limit`.
+  virtual absl::StatusOr<std::vector<BusMessage>> ReadBus(uint64_t after_seq, size_t limit) = 0;
+  // The highest seq written so far (0 when none): where a starting replica begins to read.
+  virtual absl::StatusOr<uint64_t> LastBusSeq() = 0;
 };
 
 class Tx : public Reader {
@@ -138,6 +145,18 @@ class Tx : public Reader {
 
   // Audit (call it in the same transaction as the action it records).
   virtual absl::Status AppendAudit(const AuditEntry& entry) = 0;
+
+  // Replicas: PutReplica inserts or rewrites the row of replica.id.
+  virtual absl::Status PutReplica(const ReplicaRecord& replica) = 0;
+  // Records which replica holds the host's session ("" when it closed). NotFound for an unknown host.
+  virtual absl::Status SetHostReplica(const std::string& host, const std::string& replica) = 0;
+  // Clears the host's replica if it is still `replica` (a later session elsewhere stays recorded).
+  virtual absl::Status ReleaseHostReplica(const std::string& host, const std::string& replica) = 0;
+  // Clears the replica of every host whose session `replica` held (a replica starting or stopping).
+  virtual absl::Status ClearHostsOfReplica(const std::string& replica) = 0;
+  // Bus: appends a message and returns its seq; PruneBus drops messages written before `before_unix`.
+  virtual absl::StatusOr<uint64_t> AppendBus(const BusMessage& message) = 0;
+  virtual absl::Status PruneBus(int64_t before_unix) = 0;
 };
 
 class Store : public Reader {
@@ -155,6 +174,19 @@ class Store : public Reader {
   // store is shared between threads.
   using TransactionObserver = std::function<void(std::chrono::nanoseconds elapsed, bool committed)>;
   virtual void SetTransactionObserver(TransactionObserver observer) = 0;
+
+  // True when other controllers may share this inventory (PostgreSQL): then leadership and the
+  // bus decide who does what. A SQLite inventory has one controller (the data directory lock).
+  virtual bool Shared() const = 0;
+  // Leadership among the replicas. Acquires it when free, or checks it is still held; false
+  // when another replica holds it, an error when the database cannot be reached (then this
+  // replica does not lead). SQLite: always true.
+  virtual absl::StatusOr<bool> HoldLeadership() = 0;
+  virtual void ReleaseLeadership() = 0;
+  // Reaches the database (readiness): OK, or Unavailable with the reason.
+  virtual absl::Status Ping() = 0;
+  // "sqlite:PATH" or "postgresql://host:port/db" (never a password): for logs and errors.
+  virtual std::string Describe() const = 0;
 };
 
 // Calls the observer with the time from construction to destruction (for Transact bodies).

@@ -25,6 +25,7 @@ struct Host {
   std::string agent_version;
   uint64_t applied_bundle_version = 0;  // what the agent acknowledged as applied
   uint64_t desired_bundle_version = 0;  // latest bundle version built for the host
+  std::string replica;  // the controller replica that holds the host's session; empty when none
 };
 
 // Enrollment token: only the SHA-256 of the token text is stored.
@@ -170,6 +171,27 @@ struct AuditEntry {
   std::string target;
   std::string detail;  // never a secret
   bool ok = true;
+};
+
+// One controller replica serving this inventory (several share a PostgreSQL inventory).
+struct ReplicaRecord {
+  std::string id;        // --replica-id, unique among the replicas
+  std::string endpoint;  // the agent endpoint it advertises
+  int64_t started_unix = 0;
+  int64_t heartbeat_unix = 0;  // refreshed every second while it runs
+  bool leader = false;         // it runs the rollout engine and the command dispatcher
+};
+
+// A message between replicas, through the inventory: the leader's bundles and commands for a host
+// whose session another replica holds, and that replica's acks and health reports for the leader.
+// Every replica reads every message after the last sequence number it saw and acts on its own.
+struct BusMessage {
+  uint64_t seq = 0;  // assigned by AppendBus, strictly increasing
+  int64_t at_unix = 0;
+  std::string origin;  // replica id of the writer
+  std::string host;
+  std::string kind;     // see controller/replication for the kinds
+  std::string payload;  // serialized message, opaque to the store
 };
 
 }  // namespace ipfleet::inventory

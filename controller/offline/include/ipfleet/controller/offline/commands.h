@@ -1,5 +1,5 @@
 // Subcommands of ipfleet-controller that work while no controller runs (like nebula-cert / pki):
-//   init, ca issue, ca revoke, ca crl.
+//   init, ca issue, ca revoke, ca crl, migrate-inventory.
 #pragma once
 
 #include <CLI/CLI.hpp>
@@ -18,5 +18,8 @@ void RegisterInitCommand(CLI::App& app, Action* action);
 
 // `ca issue|revoke|crl ...`
 void RegisterCaCommands(CLI::App& app, Action* action);
+
+// `migrate-inventory --data-dir DIR [--from SPEC] --to SPEC`
+void RegisterMigrateInventoryCommand(CLI::App& app, Action* action);
 
 }  // namespace ipfleet::controller

@@ -1,0 +1,770 @@
+// Every Reader and Tx operation of the inventory, written once in the SQL subset that SQLite and
+// PostgreSQL share (see sql.h); the two stores differ only in connections, locking and schema text.
+#include "sql_ops.h"
+
+#include <absl/strings/str_cat.h>
+
+#include <algorithm>
+#include <nlohmann/json.hpp>
+
+namespace ipfleet::inventory {
+namespace {
+
+using sql::Connection;
+using Stmt = sql::Statement;
+
+std::string ToJson(const std::vector<std::string>& v) { return nlohmann::json(v).dump(); }
+
+std::vector<std::string> FromJson(const std::string& text) {
+  // Written only by ToJson; a damaged value yields an empty list rather than an exception.
+  auto j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  std::vector<std::string> out;
+  if (!j.is_array()) return out;
+  for (const auto& e : j) {
+    if (e.is_string()) out.push_back(e.get<std::string>());
+  }
+  return out;
+}
+
+absl::Status NotFound(std::string_view what, std::string_view name) {
+  return absl::NotFoundError(absl::StrCat(std::string(what), " '", std::string(name), "' not found"));
+}
+
+// Implements every Reader and Tx operation on one connection. Callers hold the store's mutex
+// (and, for writes, an open transaction).
+class SqlOps final : public Tx {
+ public:
+  SqlOps(Connection& c, Dialect dialect) : c_(c), dialect_(std::move(dialect)) {}
+
+  // ---- hosts ------------------------------------------------------------------------------
+  static constexpr const char* kHostCols =
+      "name, created_unix, cert_serial, cert_not_after_unix, enrolled, last_seen_unix, "
+      "agent_version, applied_bundle_version, desired_bundle_version, replica";
+
+  Host HostFromRow(const Stmt& s) {
+    Host h;
+    h.name = s.Text(0);
+    h.created_unix = s.Int(1);
+    h.cert_serial = s.Text(2);
+    h.cert_not_after_unix = s.Int(3);
+    h.enrolled = s.Bool(4);
+    h.last_seen_unix = s.Int(5);
+    h.agent_version = s.Text(6);
+    h.applied_bundle_version = s.UInt(7);
+    h.desired_bundle_version = s.UInt(8);
+    h.replica = s.Text(9);
+    return h;
+  }
+
+  absl::Status LoadHostDetails(Host& h) {
+    {
+      IPFLEET_ASSIGN_OR_RETURN(auto s, c_.Prepare("SELECT kind, value FROM host_addresses "
+                                                 "WHERE host = ? ORDER BY kind, position"));
+      s->Bind(1, h.name);
+      while (true) {
+        IPFLEET_ASSIGN_OR_RETURN(bool row, s->Step());
+        if (!row) break;
+        (s->Text(0) == "ip" ? h.addresses : h.dns_names).push_back(s->Text(1));
+      }
+    }
+    IPFLEET_ASSIGN_OR_RETURN(auto s, c_.Prepare("SELECT key, value FROM host_labels WHERE host = ?"));
+    s->Bind(1, h.name);
+    while (true) {
+      IPFLEET_ASSIGN_OR_RETURN(bool row, s->Step());
+      if (!row) break;
+      h.labels[s->Text(0)] = s->Text(1);
+    }
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<Host> GetHost(const std::string& name) override {
+    Host h;
+    {
+      IPFLEET_ASSIGN_OR_RETURN(
+          auto s, c_.Prepare(absl::StrCat("SELECT ", kHostCols, " FROM hosts WHERE name = ?")));
+      s->Bind(1, name);
+      IPFLEET_ASSIGN_OR_RETURN(bool row, s->Step());
+      if (!row) return NotFound("host", name);
+      h = HostFromRow(*s);
+    }
+    IPFLEET_RETURN_IF_ERROR(LoadHostDetails(h));
+    return h;
+  }
+
+  absl::StatusOr<std::vector<Host>> ListHosts() override {
+    std::vector<Host> hosts;
+    {
+      IPFLEET_ASSIGN_OR_RETURN(
+          auto s, c_.Prepare(absl::StrCat("SELECT ", kHostCols, " FROM hosts ORDER BY name")));
+      while (true) {
+        IPFLEET_ASSIGN_OR_RETURN(bool row, s->Step());
+        if (!row) break;
+        hosts.push_back(HostFromRow(*s));
+      }
+    }
+    for (Host& h : hosts) IPFLEET_RETURN_IF_ERROR(LoadHostDetails(h));
+    return hosts;
+  }
+
+  absl::Status WriteHostDetails(const Host& h) {
+    {
+      IPFLEET_ASSIGN_OR_RETURN(auto s, c_.Prepare("DELETE FROM host_addresses WHERE host = ?"));
+      IPFLEET_RETURN_IF_ERROR(s->Bind(1, h.name).Run());
+    }
+    {
+      IPFLEET_ASSIGN_OR_RETURN(auto s, c_.Prepare("DELETE FROM host_labels WHERE host = ?"));
+      IPFLEET_RETURN_IF_ERROR(s->Bind(1, h.name).Run());
+    }
+    auto put_addr = [&](const char* kind, const std::vector<std::string>& values) -> absl::Status {
+      for (size_t i = 0; i < values.size(); ++i) {
+        IPFLEET_ASSIGN_OR_RETURN(auto s, c_.Prepare("INSERT INTO host_addresses (host, kind, "
+                                                   "position, value) VALUES (?, ?, ?, ?)"));
+        IPFLEET_RETURN_IF_ERROR(
+            s->Bind(1, h.name).Bind(2, kind).Bind(3, static_cast<int64_t>(i)).Bind(4, values[i]).Run());
+      }
+      return absl::OkStatus();
+    };
+    IPFLEET_RETURN_IF_ERROR(put_addr("ip", h.addresses));
+    IPFLEET_RETURN_IF_ERROR(put_addr("dns", h.dns_names));
+    for (const auto& [k, v] : h.labels) {
+      IPFLEET_ASSIGN_OR_RETURN(
+          auto s, c_.Prepare("INSERT INTO host_labels (host, key, value) VALUES (?, ?, ?)"));
+      IPFLEET_RETURN_IF_ERROR(s->Bind(1, h.name).Bind(2, k).Bind(3, v).Run());
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status AddHost(const Host& h) override {
+    if (h.name.empty()) return absl::InvalidArgumentError("host name must not be empty");
+    {
+      IPFLEET_ASSIGN_OR_RETURN(
+          auto s, c_.Prepare("INSERT INTO hosts (name, created_unix, cert_serial, cert_not_after_unix, "
+                             "enrolled, last_seen_unix, agent_version, applied_bundle_version, "
+                             "desired_bundle_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"));
+      s->Bind(1, h.name).Bind(2, h.created_unix).Bind(3, h.cert_serial).Bind(4, h.cert_not_after_unix);
+      s->BindBool(5, h.enrolled).Bind(6, h.last_seen_unix).Bind(7, h.agent_version);
+      s->Bind(8, static_cast<int64_t>(h.applied_bundle_version));
+      s->Bind(9, static_cast<int64_t>(h.desired_bundle_version));
+      absl::Status st = s->Run();
+      if (absl::IsAlreadyExists(st)) {
+        return absl::AlreadyExistsError(absl::StrCat("host '", h.name, "' already exists"));
+      }
+      IPFLEET_RETURN_IF_ERROR(st);
+    }
+    return WriteHostDetails(h);
+  }
+
+  // The id a `... RETURNING id` statement produced.
+  static absl::StatusOr<uint64_t> InsertedId(Stmt& s) {
+    IPFLEET_ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) return absl::InternalError("INSERT ... RETURNING id returned no row");
+    return s.UInt(0);
+  }
+
+  // NotFound unless the host exists (one indexed lookup, without the host's details).
+  absl::Status ExpectHost(const std::string& name) {
+    IPFLEET_ASSIGN_OR_RETURN(auto s, c_.Prepare("SELECT 1 FROM hosts WHERE name = ?"));
+    IPFLEET_ASSIGN_OR_RETURN(bool row, s->Bind(1, name).Step());
+    return row ? absl::OkStatus() : NotFound("host", name);
+  }
+
+  absl::Status ExpectChanged(std::string_view what, std::string_view name) {
+    return c_.Changes() > 0 ? absl::OkStatus() : NotFound(what, name);
+  }
+
+  absl::Status UpdateHost(const Host& h) override {
+    IPFLEET_ASSIGN_OR_RETURN(Host existing, GetHost(h.name));
+    (void)existing;
+    return WriteHostDetails(h);
+  }
+
+  absl::Status RemoveHost(const std::string& name) override {
+    IPFLEET_ASSIGN_OR_RETURN(auto s, c_.Prepare("DELETE FROM hosts WHERE name = ?"));
+    IPFLEET_RETURN_IF_ERROR(s->Bind(1, name).Run());
+    return ExpectChanged("host", name);
+  }
+
+  absl::Status SetHostCertificate(const std::string& host, const std::string& serial,
+                                  int64_t not_after) override {
+    IPFLEET_ASSIGN_OR_RETURN(auto s, c_.Prepare("UPDATE hosts SET cert_serial = ?, "
+                                               "cert_not_after_unix = ?, enrolled = 1 WHERE name = ?"));
+    IPFLEET_RETURN_IF_ERROR(s->Bind(1, serial).Bind(2, not_after).Bind(3, host).Run());
+    return ExpectChanged("host", host);
+  }
+
+  absl::Status SetHostSeen(const std::string& host, int64_t last_seen,
+                           const std::string& agent_version) override {
+    IPFLEET_ASSIGN_OR_RETURN(
+        auto s, c_.Prepare("UPDATE hosts SET last_seen_unix = CASE WHEN last_seen_unix > ? THEN last_seen_unix "
+                           "ELSE ? END, agent_version = CASE WHEN ? = '' THEN agent_version ELSE ? END "
+                           "WHERE name = ?"));
+    s->Bind(1, last_seen).Bind(2, last_seen).Bind(3, agent_version).Bind(4, agent_version);
+    IPFLEET_RETURN_IF_ERROR(s->Bind(5, host).Run());
+    return ExpectChanged("host", host);
+  }
+
+  absl::Status SetAppliedBundleVersion(const std::string& host, uint64_t version) override {
+    IPFLEET_ASSIGN_OR_RETURN(
+        auto s, c_.Prepare("UPDATE hosts SET applied_bundle_version = ? WHERE name = ?"));
+    IPFLEET_RETURN_IF_ERROR(s->Bind(1, static_cast<int64_t>(version)).Bind(2, host).Run());
+    return ExpectChanged("host", host);
+  }
+
+  absl::Status SetDesiredBundleVersion(const std::string& host, uint64_t version) override {
+    IPFLEET_ASSIGN_OR_RETURN(
+        auto s, c_.Prepare("UPDATE hosts SET desired_bundle_version = ? WHERE name = ?"));
+    IPFLEET_RETURN_IF_ERROR(s->Bind(1, static_cast<int64_t>(version)).Bind(2, host).Run());
+    return ExpectChanged("host", host);
+  }
+
+  // ---- enrollment tokens ------------------------------------------------------------------
+  absl::StatusOr<EnrollmentToken> GetEnrollmentToken(const std::string& hash) override {
+    IPFLEET_ASSIGN_OR_RETURN(
+        auto s, c_.Prepare("SELECT token_sha256, host, created_unix, expires_unix, used, used_unix "
+                           "FROM enrollment_tokens WHERE token_sha256 = ?"));
+    s->Bind(1, hash);
+    IPFLEET_ASSIGN_OR_RETURN(bool row, s->Step());
+    if (!row) return absl::NotFoundError("unknown enrollment token");
+    EnrollmentToken t;
+    t.token_sha256 = s->Text(0);
+    t.host = s->Text(1);
+    t.created_unix = s->Int(2);
+    t.expires_unix = s->Int(3);
+    t.used = s->Bool(4);
+    t.used_unix = s->Int(5);
+    return t;
+  }
+
+  absl::Status AddEnrollmentToken(const EnrollmentToken& t) override {
+    IPFLEET_ASSIGN_OR_RETURN(
+        auto s, c_.Prepare("INSERT INTO enrollment_tokens (token_sha256, host, created_unix, "
+                           "expires_unix, used, used_unix) VALUES (?, ?, ?, ?, ?, ?)"));
+    s->Bind(1, t.token_sha256).Bind(2, t.host).Bind(3, t.created_unix).Bind(4, t.expires_unix);
+    s->BindBool(5, t.used).Bind(6, t.used_unix);
+    return s->Run();
+  }
+
+  absl::Status ConsumeEnrollmentToken(const std::string& hash, const std::string& host,
+                                      int64_t now) override {
+    IPFLEET_RETURN_IF_ERROR(CheckEnrollmentToken(GetEnrollmentToken(hash), host, now));
+    IPFLEET_ASSIGN_OR_RETURN(auto s, c_.Prepare("UPDATE enrollment_tokens SET used = 1, used_unix = ? "
+                                               "WHERE token_sha256 = ? AND used = 0"));
+    IPFLEET_RETURN_IF_ERROR(s->Bind(1, now).Bind(2, hash).Run());
+    if (c_.Changes() != 1) return absl::FailedPreconditionError("enrollment token was already used");
+    return absl::OkStatus();
+  }
+
+  // ---- certificates -----------------------------------------------------------------------
+  static constexpr const char* kCertSelect =
+      "SELECT c.serial, c.name, c.kind, c.not_before_unix, c.not_after_unix, c.ip_addresses, "
+      "c.dns_names, c.pem, CASE WHEN r.serial IS NULL THEN 0 ELSE 1 END, coalesce(r.revoked_unix, 0), "
+      "coalesce(r.reason, '') FROM certificates c LEFT JOIN revocations r ON r.serial = c.serial ";
+
+  Certificate CertFromRow(const Stmt& s) {
+    Certificate c;
+    c.serial = s.Text(0);
+    c.name = s.Text(1);
+    c.kind = s.Text(2);
+    c.not_before_unix = s.Int(3);
+    c.not_after_unix = s.Int(4);
+    c.ip_addresses = FromJson(s.Text(5));
+    c.dns_names = FromJson(s.Text(6));
+    c.pem = s.Text(7);
+    c.revoked = s.Bool(8);
+    c.revoked_unix = s.Int(9);
+    c.revocation_reason = s.Text(10);
+    return c;
+  }
+
+  absl::StatusOr<std::vector<Certificate>> QueryCerts(const std::string& where,
+                                                     const std::string* arg) {
+    IPFLEET_ASSIGN_OR_RETURN(auto s, c_.Prepare(absl::StrCat(kCertSelect, where)));
+    if (arg) s->Bind(1, *arg);
+    std::vector<Certificate> out;
+    while (true) {
+      IPFLEET_ASSIGN_OR_RETURN(bool row, s->Step());
+      if (!row) break;
+      out.push_back(CertFromRow(*s));
+    }
+    return out;
+  }
+
+  absl::StatusOr<Certificate> GetCertificate(const std::string& serial) override {
+    IPFLEET_ASSIGN_OR_RETURN(auto v, QueryCerts("WHERE c.serial = ?", &serial));
+    if (v.empty()) return NotFound("certificate with serial", serial);
+    return v.front();
+  }
+
+  absl::StatusOr<std::vector<Certificate>> ListCertificates(bool include_revoked) override {
+    return QueryCerts(include_revoked ? "ORDER BY c.not_before_unix, c.serial"
+                                      : "WHERE r.serial IS NULL ORDER BY c.not_before_unix, c.serial",
+                      nullptr);
+  }
+
+  absl::StatusOr<std::vector<Certificate>> CertificatesFor(const std::string& name) override {
+    return QueryCerts(absl::StrCat("WHERE c.name = ? ORDER BY c.not_before_unix DESC, ", dialect_.cert_insertion_order,
+                                   " DESC"),
+                      &name);
+  }
+
+  absl::Status PutCertificate(const Certificate& c) override {
+    IPFLEET_ASSIGN_OR_RETURN(
+        auto s, c_.Prepare("INSERT INTO certificates (serial, name, kind, not_before_unix, "
+                           "not_after_unix, ip_addresses, dns_names, pem) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"));
+    s->Bind(1, c.serial).Bind(2, c.name).Bind(3, c.kind).Bind(4, c.not_before_unix);
+    s->Bind(5, c.not_after_unix).Bind(6, ToJson(c.ip_addresses)).Bind(7, ToJson(c.dns_names));
+    s->Bind(8, c.pem);
+    IPFLEET_RETURN_IF_ERROR(s->Run());
+    if (c.revoked) return RevokeCertificate(c.serial, c.revocation_reason, c.revoked_unix);
+    return absl::OkStatus();
+  }
+
+  absl::Status RevokeCertificate(const std::string& serial, const std::string& reason,
+                                 int64_t now) override {
+    IPFLEET_ASSIGN_OR_RETURN(auto s, c_.Prepare("INSERT INTO revocations (serial, revoked_unix, reason) "
+                                               "VALUES (?, ?, ?) ON CONFLICT (serial) DO NOTHING"));
+    return s->Bind(1, serial).Bind(2, now).Bind(3, reason).Run();
+  }
+
+  // ---- health -----------------------------------------------------------------------------
+  static constexpr const char* kHealthSelect =
+      "SELECT host, at_unix, bundle_version, tunnels_up, tunnels_total, stale_sas, "
+      "forced_renegotiations, report FROM health ";
+
+  HealthRecord HealthFromRow(const Stmt& s) {
+    HealthRecord h;
+    h.host = s.Text(0);
+    h.at_unix = s.Int(1);
+    h.bundle_version = s.UInt(2);
+    h.tunnels_up = static_cast<uint32_t>(s.Int(3));
+    h.tunnels_total = static_cast<uint32_t>(s.Int(4));
+    h.stale_sas = static_cast<uint32_t>(s.Int(5));
+    h.forced_renegotiations = s.UInt(6);
+    h.report = s.Blob(7);
+    return h;
+  }
+
+  absl::StatusOr<HealthRecord> GetHealth(const std::string& host) override {
+    IPFLEET_ASSIGN_OR_RETURN(auto s, c_.Prepare(absl::StrCat(kHealthSelect, "WHERE host = ?")));
+    s->Bind(1, host);
+    IPFLEET_ASSIGN_OR_RETURN(bool row, s->Step());
+    if (!row) return NotFound("health report of host", host);
+    return HealthFromRow(*s);
+  }
+
+  absl::StatusOr<std::vector<HealthRecord>> ListHealth() override {
+    IPFLEET_ASSIGN_OR_RETURN(auto s, c_.Prepare(absl::StrCat(kHealthSelect, "ORDER BY host")));
+    std::vector<HealthRecord> out;
+    while (true) {
+      IPFLEET_ASSIGN_OR_RETURN(bool row, s->Step());
+      if (!row) break;
+      out.push_back(HealthFromRow(*s));
+    }
+    return out;
+  }
+
+  absl::Status PutHealth(const HealthRecord& h) override {
+    IPFLEET_ASSIGN_OR_RETURN(
+        auto s, c_.Prepare("INSERT INTO health (host, at_unix, bundle_version, tunnels_up, "
+                           "tunnels_total, stale_sas, forced_renegotiations, report) "
+                           "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (host) DO UPDATE SET "
+                           "at_unix = excluded.at_unix, bundle_version = excluded.bundle_version, "
+                           "tunnels_up = excluded.tunnels_up, tunnels_total = excluded.tunnels_total, "
+                           "stale_sas = excluded.stale_sas, forced_renegotiations = excluded.forced_renegotiations, "
+                           "report = excluded.report"));
+    s->Bind(1, h.host).Bind(2, h.at_unix).Bind(3, static_cast<int64_t>(h.bundle_version));
+    s->Bind(4, static_cast<int64_t>(h.tunnels_up)).Bind(5, static_cast<int64_t>(h.tunnels_total));
+    s->Bind(6, static_cast<int64_t>(h.stale_sas));
+    s->Bind(7, static_cast<int64_t>(h.forced_renegotiations)).BindBlob(8, h.report);
+    // Checked first, not after a foreign key failure: PostgreSQL refuses every later query of a
+    // transaction in which a statement failed.
+    IPFLEET_RETURN_IF_ERROR(ExpectHost(h.host));
+    return s->Run();
+  }
+
+  // ---- desired inventory and generations ---------------------------------------------------
+  absl::StatusOr<uint64_t> CurrentGeneration() override {
+    IPFLEET_ASSIGN_OR_RETURN(auto s, c_.Prepare("SELECT coalesce(max(id), 0) FROM generations"));
+    IPFLEET_ASSIGN_OR_RETURN(bool row, s->Step());
+    return row ? s->UInt(0) : 0;
+  }
+
+  absl::StatusOr<Generation> GetGeneration(uint64_t id) override {
+    IPFLEET_ASSIGN_OR_RETURN(auto s, c_.Prepare("SELECT id, created_unix, source, snapshot, comment "
+                                               "FROM generations WHERE id = ?"));
+    s->Bind(1, static_cast<int64_t>(id));
+    IPFLEET_ASSIGN_OR_RETURN(bool row, s->Step());
+    if (!row) return NotFound("generation", std::to_string(id));
+    Generation g;
+    g.id = s->UInt(0);
+    g.created_unix = s->Int(1);
+    g.source = s->Text(2);
+    g.snapshot = s->Blob(3);
+    g.comment = s->Text(4);
+    return g;
+  }
+
+  absl::StatusOr<DesiredInventory> GetDesired() override {
+    DesiredInventory d;
+    {
+      IPFLEET_ASSIGN_OR_RETURN(auto s, c_.Prepare("SELECT name, spec FROM proposals ORDER BY name"));
+      while (true) {
+        IPFLEET_ASSIGN_OR_RETURN(bool row, s->Step());
+        if (!row) break;
+        d.proposals.push_back({s->Text(0), s->Blob(1)});
+      }
+    }
+    {
+      IPFLEET_ASSIGN_OR_RETURN(auto s, c_.Prepare("SELECT name, address, identity, auth, spec FROM "
+                                                 "external_peers ORDER BY name"));
+      while (true) {
+        IPFLEET_ASSIGN_OR_RETURN(bool row, s->Step());
+        if (!row) break;
+        d.external_peers.push_back(
+            {s->Text(0), s->Text(1), s->Text(2), static_cast<int>(s->Int(3)), s->Blob(4)});
+      }
+    }
+    IPFLEET_ASSIGN_OR_RETURN(auto s, c_.Prepare("SELECT name, left_end, right_end, right_is_external, "
+                                               "mode, auth, proposal, spec FROM tunnels ORDER BY name"));
+    while (true) {
+      IPFLEET_ASSIGN_OR_RETURN(bool row, s->Step());
+      if (!row) break;
+      TunnelRecord t;
+      t.name = s->Text(0);
+      t.left = s->Text(1);
+      t.right = s->Text(2);
+      t.right_is_external = s->Bool(3);
+      t.mode = static_cast<int>(s->Int(4));
+      t.auth = static_cast<int>(s->Int(5));
+      t.proposal = s->Text(6);
+      t.spec = s->Blob(7);
+      d.tunnels.push_back(std::move(t));
+    }
+    return d;
+  }
+
+  absl::Status ReplaceDesired(const DesiredInventory& d) override {
+    IPFLEET_RETURN_IF_ERROR(c_.Exec("DELETE FROM tunnels; DELETE FROM external_peers; DELETE FROM proposals;"));
+    for (const auto& p : d.proposals) {
+      IPFLEET_ASSIGN_OR_RETURN(auto s, c_.Prepare("INSERT INTO proposals (name, spec) VALUES (?, ?)"));
+      IPFLEET_RETURN_IF_ERROR(s->Bind(1, p.name).BindBlob(2, p.spec).Run());
+    }
+    for (const auto& p : d.external_peers) {
+      IPFLEET_ASSIGN_OR_RETURN(auto s, c_.Prepare("INSERT INTO external_peers (name, address, identity, "
+                                                 "auth, spec) VALUES (?, ?, ?, ?, ?)"));
+      s->Bind(1, p.name).Bind(2, p.address).Bind(3, p.identity).Bind(4, static_cast<int64_t>(p.auth));
+      IPFLEET_RETURN_IF_ERROR(s->BindBlob(5, p.spec).Run());
+    }
+    for (const auto& t : d.tunnels) {
+      IPFLEET_ASSIGN_OR_RETURN(
+          auto s, c_.Prepare("INSERT INTO tunnels (name, left_end, right_end, right_is_external, mode, "
+                             "auth, proposal, spec) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"));
+      s->Bind(1, t.name).Bind(2, t.left).Bind(3, t.right).BindBool(4, t.right_is_external);
+      s->Bind(5, static_cast<int64_t>(t.mode)).Bind(6, static_cast<int64_t>(t.auth));
+      IPFLEET_RETURN_IF_ERROR(s->Bind(7, t.proposal).BindBlob(8, t.spec).Run());
+    }
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<uint64_t> AddGeneration(const Generation& g) override {
+    IPFLEET_ASSIGN_OR_RETURN(auto s, c_.Prepare("INSERT INTO generations (created_unix, source, "
+                                               "snapshot, comment) VALUES (?, ?, ?, ?) RETURNING id"));
+    s->Bind(1, g.created_unix).Bind(2, g.source).BindBlob(3, g.snapshot).Bind(4, g.comment);
+    return InsertedId(*s);
+  }
+
+  // ---- bundles ----------------------------------------------------------------------------
+  // The highest-version bundle of the host.
+  absl::StatusOr<BundleRecord> LatestBundle(const std::string& host) override {
+    IPFLEET_ASSIGN_OR_RETURN(auto s, c_.Prepare("SELECT host, version, generation, created_unix, signed_bundle "
+                                               "FROM bundles WHERE host = ? ORDER BY version DESC LIMIT 1"));
+    s->Bind(1, host);
+    IPFLEET_ASSIGN_OR_RETURN(bool row, s->Step());
+    if (!row) return NotFound("bundle of host", host);
+    BundleRecord b;
+    b.host = s->Text(0);
+    b.version = s->UInt(1);
+    b.generation = s->UInt(2);
+    b.created_unix = s->Int(3);
+    b.signed_bundle = s->Blob(4);
+    return b;
+  }
+
+  absl::StatusOr<uint64_t> NextBundleVersion(const std::string& host) override {
+    IPFLEET_ASSIGN_OR_RETURN(
+        auto s, c_.Prepare("SELECT h.applied_bundle_version, h.desired_bundle_version, "
+                           "coalesce((SELECT max(version) FROM bundles WHERE host = h.name), 0) "
+                           "FROM hosts h WHERE h.name = ?"));
+    s->Bind(1, host);
+    IPFLEET_ASSIGN_OR_RETURN(bool row, s->Step());
+    if (!row) return NotFound("host", host);
+    return std::max({s->UInt(0), s->UInt(1), s->UInt(2)}) + 1;
+  }
+
+  absl::Status PutBundle(const BundleRecord& b) override {
+    IPFLEET_ASSIGN_OR_RETURN(auto s, c_.Prepare("INSERT INTO bundles (host, version, generation, "
+                                               "created_unix, signed_bundle) VALUES (?, ?, ?, ?, ?)"));
+    s->Bind(1, b.host).Bind(2, static_cast<int64_t>(b.version)).Bind(3, static_cast<int64_t>(b.generation));
+    return s->Bind(4, b.created_unix).BindBlob(5, b.signed_bundle).Run();
+  }
+
+  // ---- rollouts ---------------------------------------------------------------------------
+  absl::StatusOr<Rollout> QueryRollout(const char* sql, int64_t id) {
+    Rollout r;
+    {
+      IPFLEET_ASSIGN_OR_RETURN(auto s, c_.Prepare(sql));
+      if (id >= 0) s->Bind(1, id);
+      IPFLEET_ASSIGN_OR_RETURN(bool row, s->Step());
+      if (!row) {
+        return id >= 0 ? NotFound("rollout", std::to_string(id))
+                       : absl::NotFoundError("no rollout yet; start one with `ipfleet rollout start`");
+      }
+      r.id = s->UInt(0);
+      r.generation = s->UInt(1);
+      r.state = static_cast<RolloutState>(s->Int(2));
+      r.current_wave = static_cast<uint32_t>(s->Int(3));
+      r.waves = static_cast<uint32_t>(s->Int(4));
+      r.canary_percent = static_cast<uint32_t>(s->Int(5));
+      r.wave_size = static_cast<uint32_t>(s->Int(6));
+      r.wave_timeout_seconds = static_cast<uint32_t>(s->Int(7));
+      r.started_unix = s->Int(8);
+      r.finished_unix = s->Int(9);
+      r.error = s->Text(10);
+    }
+    IPFLEET_ASSIGN_OR_RETURN(auto s, c_.Prepare("SELECT host, wave, version, state, error, updated_unix "
+                                               "FROM rollout_hosts WHERE rollout_id = ? ORDER BY wave, host"));
+    s->Bind(1, static_cast<int64_t>(r.id));
+    while (true) {
+      IPFLEET_ASSIGN_OR_RETURN(bool row, s->Step());
+      if (!row) break;
+      RolloutHost h;
+      h.host = s->Text(0);
+      h.wave = static_cast<uint32_t>(s->Int(1));
+      h.version = s->UInt(2);
+      h.state = static_cast<HostRolloutState>(s->Int(3));
+      h.error = s->Text(4);
+      h.updated_unix = s->Int(5);
+      r.hosts.push_back(std::move(h));
+    }
+    return r;
+  }
+
+  static constexpr const char* kRolloutCols =
+      "SELECT id, generation, state, current_wave, waves, canary_percent, wave_size, "
+      "wave_timeout_seconds, started_unix, finished_unix, error FROM rollouts ";
+
+  absl::StatusOr<Rollout> GetRollout(uint64_t id) override {
+    static const std::string sql = absl::StrCat(kRolloutCols, "WHERE id = ?");
+    return QueryRollout(sql.c_str(), static_cast<int64_t>(id));
+  }
+
+  absl::StatusOr<Rollout> LatestRollout() override {
+    static const std::string sql = absl::StrCat(kRolloutCols, "ORDER BY id DESC LIMIT 1");
+    return QueryRollout(sql.c_str(), -1);
+  }
+
+  absl::StatusOr<uint64_t> CreateRollout(const Rollout& r) override {
+    IPFLEET_ASSIGN_OR_RETURN(
+        auto s, c_.Prepare("INSERT INTO rollouts (generation, state, current_wave, waves, canary_percent, "
+                           "wave_size, wave_timeout_seconds, started_unix, finished_unix, error) "
+                           "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id"));
+    s->Bind(1, static_cast<int64_t>(r.generation)).Bind(2, static_cast<int64_t>(r.state));
+    s->Bind(3, static_cast<int64_t>(r.current_wave)).Bind(4, static_cast<int64_t>(r.waves));
+    s->Bind(5, static_cast<int64_t>(r.canary_percent)).Bind(6, static_cast<int64_t>(r.wave_size));
+    s->Bind(7, static_cast<int64_t>(r.wave_timeout_seconds)).Bind(8, r.started_unix);
+    IPFLEET_ASSIGN_OR_RETURN(uint64_t id, InsertedId(s->Bind(9, r.finished_unix).Bind(10, r.error)));
+    for (const RolloutHost& h : r.hosts) IPFLEET_RETURN_IF_ERROR(PutRolloutHost(id, h));
+    return id;
+  }
+
+  absl::Status UpdateRollout(const Rollout& r) override {
+    IPFLEET_ASSIGN_OR_RETURN(auto s, c_.Prepare("UPDATE rollouts SET state = ?, current_wave = ?, waves = ?, "
+                                               "finished_unix = ?, error = ? WHERE id = ?"));
+    s->Bind(1, static_cast<int64_t>(r.state)).Bind(2, static_cast<int64_t>(r.current_wave));
+    s->Bind(3, static_cast<int64_t>(r.waves)).Bind(4, r.finished_unix).Bind(5, r.error);
+    IPFLEET_RETURN_IF_ERROR(s->Bind(6, static_cast<int64_t>(r.id)).Run());
+    return ExpectChanged("rollout", std::to_string(r.id));
+  }
+
+  absl::Status PutRolloutHost(uint64_t rollout_id, const RolloutHost& h) override {
+    IPFLEET_ASSIGN_OR_RETURN(
+        auto s, c_.Prepare("INSERT INTO rollout_hosts (rollout_id, host, wave, version, state, error, "
+                           "updated_unix) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (rollout_id, host) DO UPDATE SET "
+                           "wave = excluded.wave, version = excluded.version, state = excluded.state, "
+                           "error = excluded.error, updated_unix = excluded.updated_unix"));
+    s->Bind(1, static_cast<int64_t>(rollout_id)).Bind(2, h.host).Bind(3, static_cast<int64_t>(h.wave));
+    s->Bind(4, static_cast<int64_t>(h.version)).Bind(5, static_cast<int64_t>(h.state));
+    return s->Bind(6, h.error).Bind(7, h.updated_unix).Run();
+  }
+
+  // ---- commands ---------------------------------------------------------------------------
+  static constexpr const char* kCommandSelect =
+      "SELECT id, host, kind, tunnel, peer, issued_unix, state, delivered_unix, finished_unix, result "
+      "FROM commands ";
+
+  CommandRecord CommandFromRow(const Stmt& s) {
+    CommandRecord c;
+    c.id = s.UInt(0);
+    c.host = s.Text(1);
+    c.kind = static_cast<int>(s.Int(2));
+    c.tunnel = s.Text(3);
+    c.peer = s.Text(4);
+    c.issued_unix = s.Int(5);
+    c.state = static_cast<CommandState>(s.Int(6));
+    c.delivered_unix = s.Int(7);
+    c.finished_unix = s.Int(8);
+    c.result = s.Blob(9);
+    return c;
+  }
+
+  absl::StatusOr<CommandRecord> GetCommand(uint64_t id) override {
+    IPFLEET_ASSIGN_OR_RETURN(auto s, c_.Prepare(absl::StrCat(kCommandSelect, "WHERE id = ?")));
+    s->Bind(1, static_cast<int64_t>(id));
+    IPFLEET_ASSIGN_OR_RETURN(bool row, s->Step());
+    if (!row) return NotFound("command", std::to_string(id));
+    return CommandFromRow(*s);
+  }
+
+  absl::StatusOr<std::vector<CommandRecord>> PendingCommands(const std::string& host,
+                                                             uint64_t after_id) override {
+    IPFLEET_ASSIGN_OR_RETURN(
+        auto s, c_.Prepare(absl::StrCat(kCommandSelect, "WHERE host = ? AND id > ? AND state IN (1, 2) "
+                                                        "ORDER BY id")));
+    s->Bind(1, host).Bind(2, static_cast<int64_t>(after_id));
+    std::vector<CommandRecord> out;
+    while (true) {
+      IPFLEET_ASSIGN_OR_RETURN(bool row, s->Step());
+      if (!row) break;
+      out.push_back(CommandFromRow(*s));
+    }
+    return out;
+  }
+
+  absl::StatusOr<uint64_t> CountPendingCommands() override {
+    IPFLEET_ASSIGN_OR_RETURN(auto s, c_.Prepare("SELECT count(*) FROM commands WHERE state IN (1, 2)"));
+    IPFLEET_ASSIGN_OR_RETURN(bool row, s->Step());
+    return row ? s->UInt(0) : 0;
+  }
+
+  absl::StatusOr<uint64_t> EnqueueCommand(const CommandRecord& c) override {
+    IPFLEET_ASSIGN_OR_RETURN(
+        auto s, c_.Prepare("INSERT INTO commands (host, kind, tunnel, peer, issued_unix, state, "
+                           "delivered_unix, finished_unix, result) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                           "RETURNING id"));
+    s->Bind(1, c.host).Bind(2, static_cast<int64_t>(c.kind)).Bind(3, c.tunnel).Bind(4, c.peer);
+    s->Bind(5, c.issued_unix).Bind(6, static_cast<int64_t>(c.state)).Bind(7, c.delivered_unix);
+    IPFLEET_RETURN_IF_ERROR(ExpectHost(c.host));  // before the insert, as in PutHealth
+    return InsertedId(s->Bind(8, c.finished_unix).BindBlob(9, c.result));
+  }
+
+  absl::Status UpdateCommand(const CommandRecord& c) override {
+    IPFLEET_ASSIGN_OR_RETURN(auto s, c_.Prepare("UPDATE commands SET state = ?, delivered_unix = ?, "
+                                               "finished_unix = ?, result = ? WHERE id = ?"));
+    s->Bind(1, static_cast<int64_t>(c.state)).Bind(2, c.delivered_unix).Bind(3, c.finished_unix);
+    IPFLEET_RETURN_IF_ERROR(s->BindBlob(4, c.result).Bind(5, static_cast<int64_t>(c.id)).Run());
+    return ExpectChanged("command", std::to_string(c.id));
+  }
+
+  // ---- audit ------------------------------------------------------------------------------
+  absl::Status AppendAudit(const AuditEntry& e) override {
+    IPFLEET_ASSIGN_OR_RETURN(auto s, c_.Prepare("INSERT INTO audit_log (at_unix, actor, action, target, "
+                                               "detail, ok) VALUES (?, ?, ?, ?, ?, ?)"));
+    s->Bind(1, e.at_unix).Bind(2, e.actor).Bind(3, e.action).Bind(4, e.target).Bind(5, e.detail);
+    return s->BindBool(6, e.ok).Run();
+  }
+
+  absl::StatusOr<std::vector<AuditEntry>> ListAudit(size_t limit) override {
+    IPFLEET_ASSIGN_OR_RETURN(auto s, c_.Prepare("SELECT id, at_unix, actor, action, target, detail, ok "
+                                               "FROM audit_log ORDER BY id DESC LIMIT ?"));
+    s->Bind(1, static_cast<int64_t>(limit));
+    std::vector<AuditEntry> out;
+    while (true) {
+      IPFLEET_ASSIGN_OR_RETURN(bool row, s->Step());
+      if (!row) break;
+      out.push_back({s->UInt(0), s->Int(1), s->Text(2), s->Text(3), s->Text(4), s->Text(5), s->Bool(6)});
+    }
+    return out;
+  }
+
+  // ---- replicas and the bus ----------------------------------------------------------------
+  absl::StatusOr<std::vector<ReplicaRecord>> ListReplicas() override {
+    IPFLEET_ASSIGN_OR_RETURN(auto s, c_.Prepare("SELECT id, endpoint, started_unix, heartbeat_unix, leader "
+                                               "FROM replicas ORDER BY id"));
+    std::vector<ReplicaRecord> out;
+    while (true) {
+      IPFLEET_ASSIGN_OR_RETURN(bool row, s->Step());
+      if (!row) break;
+      out.push_back({s->Text(0), s->Text(1), s->Int(2), s->Int(3), s->Bool(4)});
+    }
+    return out;
+  }
+
+  absl::Status PutReplica(const ReplicaRecord& r) override {
+    IPFLEET_ASSIGN_OR_RETURN(
+        auto s, c_.Prepare("INSERT INTO replicas (id, endpoint, started_unix, heartbeat_unix, leader) "
+                           "VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET endpoint = excluded.endpoint, "
+                           "started_unix = excluded.started_unix, heartbeat_unix = excluded.heartbeat_unix, "
+                           "leader = excluded.leader"));
+    s->Bind(1, r.id).Bind(2, r.endpoint).Bind(3, r.started_unix).Bind(4, r.heartbeat_unix);
+    return s->BindBool(5, r.leader).Run();
+  }
+
+  absl::Status SetHostReplica(const std::string& host, const std::string& replica) override {
+    IPFLEET_ASSIGN_OR_RETURN(auto s, c_.Prepare("UPDATE hosts SET replica = ? WHERE name = ?"));
+    IPFLEET_RETURN_IF_ERROR(s->Bind(1, replica).Bind(2, host).Run());
+    return ExpectChanged("host", host);
+  }
+
+  absl::Status ReleaseHostReplica(const std::string& host, const std::string& replica) override {
+    IPFLEET_ASSIGN_OR_RETURN(auto s, c_.Prepare("UPDATE hosts SET replica = '' WHERE name = ? AND replica = ?"));
+    return s->Bind(1, host).Bind(2, replica).Run();
+  }
+
+  absl::Status ClearHostsOfReplica(const std::string& replica) override {
+    IPFLEET_ASSIGN_OR_RETURN(auto s, c_.Prepare("UPDATE hosts SET replica = '' WHERE replica = ?"));
+    return s->Bind(1, replica).Run();
+  }
+
+  absl::StatusOr<std::vector<BusMessage>> ReadBus(uint64_t after_seq, size_t limit) override {
+    IPFLEET_ASSIGN_OR_RETURN(auto s, c_.Prepare("SELECT seq, at_unix, origin, host, kind, payload FROM bus "
+                                               "WHERE seq > ? ORDER BY seq LIMIT ?"));
+    s->Bind(1, static_cast<int64_t>(after_seq)).Bind(2, static_cast<int64_t>(limit));
+    std::vector<BusMessage> out;
+    while (true) {
+      IPFLEET_ASSIGN_OR_RETURN(bool row, s->Step());
+      if (!row) break;
+      out.push_back({s->UInt(0), s->Int(1), s->Text(2), s->Text(3), s->Text(4), s->Blob(5)});
+    }
+    return out;
+  }
+
+  absl::StatusOr<uint64_t> LastBusSeq() override {
+    IPFLEET_ASSIGN_OR_RETURN(auto s, c_.Prepare("SELECT coalesce(max(seq), 0) FROM bus"));
+    IPFLEET_ASSIGN_OR_RETURN(bool row, s->Step());
+    return row ? s->UInt(0) : 0;
+  }
+
+  absl::StatusOr<uint64_t> AppendBus(const BusMessage& m) override {
+    IPFLEET_ASSIGN_OR_RETURN(auto s, c_.Prepare("INSERT INTO bus (at_unix, origin, host, kind, payload) "
+                                               "VALUES (?, ?, ?, ?, ?) RETURNING seq"));
+    s->Bind(1, m.at_unix).Bind(2, m.origin).Bind(3, m.host).Bind(4, m.kind).BindBlob(5, m.payload);
+    return InsertedId(*s);
+  }
+
+  absl::Status PruneBus(int64_t before_unix) override {
+    IPFLEET_ASSIGN_OR_RETURN(auto s, c_.Prepare("DELETE FROM bus WHERE at_unix < ?"));
+    return s->Bind(1, before_unix).Run();
+  }
+
+ private:
+  Connection& c_;
+  const Dialect dialect_;
+};
+
+}  // namespace
+
+std::unique_ptr<Tx> NewSqlOps(sql::Connection& connection, Dialect dialect) {
+  return std::make_unique<SqlOps>(connection, std::move(dialect));
+}
+
+}  // namespace ipfleet::inventory
