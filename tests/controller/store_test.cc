@@ -11,6 +11,7 @@
 #include <random>
 #include <thread>
 
+#include "ipfleet/controller/inventory/copy_inventory.h"
 #include "ipfleet/controller/inventory/open_store.h"
 #include "ipfleet/controller/inventory/postgres_store.h"
 #include "ipfleet/controller/inventory/sqlite_store.h"
@@ -547,6 +548,81 @@ TEST_P(StoreTest, AuditNewestFirst) {
   ASSERT_EQ(a->size(), 2u);
   EXPECT_EQ((*a)[0].action, "cert.revoke");
   EXPECT_FALSE((*a)[0].ok);
+}
+
+}  // namespace
+}  // namespace ipfleet::inventory
+
+namespace ipfleet::inventory {
+namespace {
+
+// migrate-inventory: a SQLite inventory copied into an empty PostgreSQL one keeps every row and id,
+// later ids continue after the copied ones, and a second copy into the now full database is refused.
+TEST(CopyInventoryTest, SqliteToPostgresKeepsRowsAndIds) {
+  std::string why;
+  testing::PostgresServer* server = SharedServer(&why);
+  if (!server) {
+    if (why.find("not found") != std::string::npos) GTEST_SKIP() << why;
+    FAIL() << why;
+  }
+  fs::path dir = fs::temp_directory_path() / ("ipfleet-copy-test-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  fs::path db = dir / "inventory.db";
+  uint64_t command_id = 0;
+  {
+    auto src = OpenSqliteStore(db);
+    ASSERT_TRUE(src.ok()) << src.status();
+    ASSERT_TRUE((*src)->Transact([&](Tx& tx) -> absl::Status {
+                   Host h;
+                   h.name = "web1";
+                   h.addresses = {"192.0.2.10"};
+                   h.labels = {{"role", "web"}};
+                   IPFLEET_RETURN_IF_ERROR(tx.AddHost(h));
+                   IPFLEET_RETURN_IF_ERROR(tx.PutCertificate({"aa01", "web1", "host", 1, 2, {"192.0.2.10"}, {}, "PEM", false, 0, ""}));
+                   IPFLEET_RETURN_IF_ERROR(tx.RevokeCertificate("aa01", "keyCompromise", 3));
+                   IPFLEET_RETURN_IF_ERROR(tx.AddGeneration({0, 5, "fleet.yaml", std::string("\0snap", 5), ""}).status());
+                   IPFLEET_RETURN_IF_ERROR(tx.PutBundle({"web1", 1, 1, 6, std::string("\xff\0b", 3)}));
+                   CommandRecord c;
+                   c.host = "web1";
+                   c.kind = 1;
+                   IPFLEET_RETURN_IF_ERROR(tx.EnqueueCommand(c).status());
+                   IPFLEET_ASSIGN_OR_RETURN(command_id, tx.EnqueueCommand(c));
+                   return absl::OkStatus();
+                 }).ok());
+  }
+  auto uri = server->CreateDatabase("copy_" + std::to_string(::getpid()));
+  ASSERT_TRUE(uri.ok()) << uri.status();
+  std::vector<std::string> tables;
+  absl::Status st = CopyInventory("sqlite:" + db.string(), *uri, db,
+                                  [&](const std::string& t, int64_t) { tables.push_back(t); });
+  ASSERT_TRUE(st.ok()) << st;
+  EXPECT_EQ(tables.size(), 16u);
+
+  auto dst = OpenStore(*uri, db);
+  ASSERT_TRUE(dst.ok()) << dst.status();
+  auto h = (*dst)->GetHost("web1");
+  ASSERT_TRUE(h.ok()) << h.status();
+  EXPECT_EQ(h->labels.at("role"), "web");
+  auto cert = (*dst)->GetCertificate("aa01");
+  ASSERT_TRUE(cert.ok());
+  EXPECT_TRUE(cert->revoked);
+  EXPECT_EQ((*dst)->LatestBundle("web1")->signed_bundle, std::string("\xff\0b", 3));
+  EXPECT_EQ((*dst)->GetGeneration(1)->snapshot, std::string("\0snap", 5));
+  EXPECT_EQ((*dst)->GetCommand(command_id)->host, "web1");
+  uint64_t next = 0;
+  ASSERT_TRUE((*dst)->Transact([&](Tx& tx) -> absl::Status {
+                 CommandRecord c;
+                 c.host = "web1";
+                 c.kind = 1;
+                 IPFLEET_ASSIGN_OR_RETURN(next, tx.EnqueueCommand(c));
+                 return absl::OkStatus();
+               }).ok());
+  EXPECT_EQ(next, command_id + 1);  // the identity continues after the copied ids
+
+  absl::Status again = CopyInventory("sqlite:" + db.string(), *uri, db);
+  EXPECT_EQ(again.code(), absl::StatusCode::kFailedPrecondition) << again;
+  EXPECT_NE(again.message().find("not empty"), std::string::npos) << again;
+  fs::remove_all(dir);
 }
 
 }  // namespace
