@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <set>
 
 #include "ipfleet/ca/authority.h"
 #include "ipfleet/ca/cert.h"
@@ -290,12 +291,22 @@ grpc::Status AdminServiceImpl::FleetStatus(grpc::ServerContext* sctx, const v1::
   resp->set_generation(*gen);
   std::map<std::string, const inventory::HealthRecord*> by_host;
   for (const auto& r : *health) by_host[r.host] = &r;
+  absl::StatusOr<std::vector<inventory::ReplicaRecord>> replicas = ctx_.store->ListReplicas();
+  if (!replicas.ok()) return ToGrpc(replicas.status());
+  const int64_t now = ctx_.clock();
+  constexpr int64_t kAliveSeconds = 5;  // heartbeats come every second
+  std::set<std::string> alive;
+  for (const auto& r : *replicas) {
+    if (now - r.heartbeat_unix <= kAliveSeconds) alive.insert(r.id);
+  }
   for (const auto& h : *hosts) {
     v1::HostStatus* s = resp->add_hosts();
     s->set_host(h.name);
+    // A session on another live replica counts (a dead replica's rows are stale until it restarts).
     const bool here = ctx_.sessions->IsConnected(h.name);
-    s->set_connected(here || !h.replica.empty());
-    s->set_replica(here ? ctx_.replica_id : h.replica);
+    const bool elsewhere = ctx_.store->Shared() && h.replica != ctx_.replica_id && alive.count(h.replica) > 0;
+    s->set_connected(here || elsewhere);
+    s->set_replica(here ? ctx_.replica_id : (elsewhere ? h.replica : ""));
     s->set_last_seen_unix(std::max(h.last_seen_unix, ctx_.sessions->LastSeen(h.name)));
     s->set_bundle_version(h.applied_bundle_version);
     if (auto it = by_host.find(h.name); it != by_host.end()) {
@@ -306,15 +317,12 @@ grpc::Status AdminServiceImpl::FleetStatus(grpc::ServerContext* sctx, const v1::
     }
   }
   resp->set_answered_by(ctx_.replica_id);
-  absl::StatusOr<std::vector<inventory::ReplicaRecord>> replicas = ctx_.store->ListReplicas();
-  if (!replicas.ok()) return ToGrpc(replicas.status());
-  const int64_t now = ctx_.clock();
   for (const auto& r : *replicas) {
     v1::ReplicaStatus* p = resp->add_replicas();
     p->set_id(r.id);
     p->set_endpoint(r.endpoint);
     p->set_heartbeat_unix(r.heartbeat_unix);
-    p->set_alive(now - r.heartbeat_unix <= 5);
+    p->set_alive(alive.count(r.id) > 0);
     p->set_leader(r.leader && p->alive());
   }
   return grpc::Status::OK;
