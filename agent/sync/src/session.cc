@@ -77,12 +77,7 @@ bool SessionClient::RunStream() {
   args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 10000);
   args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 5000);
   args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
-  std::string target;
-  {
-    std::lock_guard lock(wait_mu_);
-    current_target_ = o_.targets.empty() ? std::string() : o_.targets[target_index_ % o_.targets.size()];
-    target = current_target_;
-  }
+  const std::string target = o_.targets.empty() ? std::string() : o_.targets[target_index_ % o_.targets.size()];
   auto channel = grpc::CreateCustomChannel(target, o_.credentials(), args);
   auto stub = v1::AgentService::NewStub(channel);
   grpc::ClientContext ctx;
@@ -156,11 +151,6 @@ bool SessionClient::RunStream() {
   spdlog::warn("event=session_closed target={} code={} error=\"{}\" lasted_ms={}", target,
                static_cast<int>(st.error_code()), st.error_message(), NowMs() - started);
   return NowMs() - started >= kStableStreamMs;
-}
-
-std::string SessionClient::target() const {
-  std::lock_guard lock(wait_mu_);
-  return current_target_;
 }
 
 void SessionClient::SessionLoop() {

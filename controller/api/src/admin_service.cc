@@ -291,12 +291,17 @@ grpc::Status AdminServiceImpl::FleetStatus(grpc::ServerContext* sctx, const v1::
   resp->set_generation(*gen);
   std::map<std::string, const inventory::HealthRecord*> by_host;
   for (const auto& r : *health) by_host[r.host] = &r;
-  absl::StatusOr<std::vector<inventory::ReplicaRecord>> replicas = ctx_.store->ListReplicas();
-  if (!replicas.ok()) return ToGrpc(replicas.status());
+  // Replicas exist only on a shared inventory; a lone controller answers for itself.
+  std::vector<inventory::ReplicaRecord> replicas;
+  if (ctx_.store->Shared()) {
+    absl::StatusOr<std::vector<inventory::ReplicaRecord>> all = ctx_.store->ListReplicas();
+    if (!all.ok()) return ToGrpc(all.status());
+    replicas = std::move(*all);
+  }
   const int64_t now = ctx_.clock();
   constexpr int64_t kAliveSeconds = 5;  // heartbeats come every second
   std::set<std::string> alive;
-  for (const auto& r : *replicas) {
+  for (const auto& r : replicas) {
     if (now - r.heartbeat_unix <= kAliveSeconds) alive.insert(r.id);
   }
   for (const auto& h : *hosts) {
@@ -304,7 +309,7 @@ grpc::Status AdminServiceImpl::FleetStatus(grpc::ServerContext* sctx, const v1::
     s->set_host(h.name);
     // A session on another live replica counts (a dead replica's rows are stale until it restarts).
     const bool here = ctx_.sessions->IsConnected(h.name);
-    const bool elsewhere = ctx_.store->Shared() && h.replica != ctx_.replica_id && alive.count(h.replica) > 0;
+    const bool elsewhere = h.replica != ctx_.replica_id && alive.count(h.replica) > 0;
     s->set_connected(here || elsewhere);
     s->set_replica(here ? ctx_.replica_id : (elsewhere ? h.replica : ""));
     s->set_last_seen_unix(std::max(h.last_seen_unix, ctx_.sessions->LastSeen(h.name)));
@@ -317,7 +322,7 @@ grpc::Status AdminServiceImpl::FleetStatus(grpc::ServerContext* sctx, const v1::
     }
   }
   resp->set_answered_by(ctx_.replica_id);
-  for (const auto& r : *replicas) {
+  for (const auto& r : replicas) {
     v1::ReplicaStatus* p = resp->add_replicas();
     p->set_id(r.id);
     p->set_endpoint(r.endpoint);

@@ -110,15 +110,15 @@ void SessionRegistry::CloseAll(const std::string& message) {
 
 void SessionRegistry::DispatchHello(const std::string& host, const v1::Hello& m, bool from_replica) const {
   for (const auto& h : hello_) h(host, m);
-  if (upstream_ && !from_replica) upstream_(host, "hello", m.SerializeAsString());
+  if (upstream_ && !from_replica) upstream_(host, "hello", m);
 }
 void SessionRegistry::DispatchAck(const std::string& host, const v1::BundleAck& m, bool from_replica) const {
   for (const auto& h : ack_) h(host, m);
-  if (upstream_ && !from_replica) upstream_(host, "ack", m.SerializeAsString());
+  if (upstream_ && !from_replica) upstream_(host, "ack", m);
 }
 void SessionRegistry::DispatchHealth(const std::string& host, const v1::HealthReport& m, bool from_replica) const {
   for (const auto& h : health_) h(host, m);
-  if (upstream_ && !from_replica) upstream_(host, "health", m.SerializeAsString());
+  if (upstream_ && !from_replica) upstream_(host, "health", m);
 }
 void SessionRegistry::DispatchCommandResult(const std::string& host, const v1::CommandResult& m) const {
   for (const auto& h : result_) h(host, m);

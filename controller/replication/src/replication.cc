@@ -1,6 +1,5 @@
 #include "ipfleet/controller/replication/replication.h"
 
-#include <absl/strings/numbers.h>
 #include <absl/strings/str_cat.h>
 #include <spdlog/spdlog.h>
 
@@ -38,27 +37,30 @@ void Replication::Wire() {
   if (shared) {
     ctx_.sessions->SetForwarder(
         [this](const std::string& host, const char* kind, const std::string& ref) { Queue(host, kind, ref); });
-    ctx_.sessions->SetUpstream([this](const std::string& host, const char* kind, std::string payload) {
-      if (!leader_.load()) Queue(host, kind, std::move(payload));
+    ctx_.sessions->SetUpstream(
+        [this](const std::string& host, const char* kind, const google::protobuf::MessageLite& message) {
+          if (!leader_.load()) Queue(host, kind, message.SerializeAsString());  // the leader has it already
+        });
+    ctx_.sessions->OnAttach([this](const std::string& host) {
+      std::lock_guard lock(mu_);
+      holders_.emplace_back(host, options_.replica_id);
+    });
+    ctx_.sessions->OnDisconnect([this](const std::string& host) {
+      std::lock_guard lock(mu_);
+      holders_.emplace_back(host, "");
     });
   }
-  ctx_.sessions->OnAttach([this](const std::string& host) {
-    std::lock_guard lock(mu_);
-    holders_.emplace_back(host, options_.replica_id);
-  });
-  ctx_.sessions->OnDisconnect([this](const std::string& host) {
-    std::lock_guard lock(mu_);
-    holders_.emplace_back(host, "");
-  });
 }
 
 absl::Status Replication::Start() {
   started_unix_ = ctx_.clock();
-  IPFLEET_RETURN_IF_ERROR(ctx_.store->Transact([&](inventory::Tx& tx) {
-    // Sessions this replica id held before a crash are gone.
-    return tx.ClearHostsOfReplica(options_.replica_id);
-  }));
-  IPFLEET_ASSIGN_OR_RETURN(last_seq_, ctx_.store->LastBusSeq());
+  if (ctx_.store->Shared()) {
+    IPFLEET_RETURN_IF_ERROR(ctx_.store->Transact([&](inventory::Tx& tx) {
+      // Sessions this replica id held before a crash are gone.
+      return tx.ClearHostsOfReplica(options_.replica_id);
+    }));
+    IPFLEET_ASSIGN_OR_RETURN(last_seq_, ctx_.store->LastBusSeq());
+  }
   CheckLease(ctx_.clock());
   notify_changes_ = true;  // from now on: the start itself is announced by the daemon (READY=1)
   thread_ = std::thread([this] { Loop(); });
@@ -66,15 +68,16 @@ absl::Status Replication::Start() {
 }
 
 void Replication::Stop() {
+  if (!thread_.joinable()) return;  // never started, or stopped already
   {
     std::lock_guard lock(mu_);
-    if (stop_ && !thread_.joinable()) return;
     stop_ = true;
   }
   cv_.notify_all();
-  if (thread_.joinable()) thread_.join();
+  thread_.join();
   if (leader_.load()) SetLeader(false, "shutting down");
   ctx_.store->ReleaseLeadership();
+  if (!ctx_.store->Shared()) return;
   Flush();
   (void)ctx_.store->Transact([&](inventory::Tx& tx) -> absl::Status {
     IPFLEET_RETURN_IF_ERROR(tx.ClearHostsOfReplica(options_.replica_id));
@@ -114,11 +117,12 @@ void Replication::CheckLease(int64_t now) {
   } else {
     SetLeader(*leads, "another replica holds the leadership lock");
   }
-  if (!ready_.load()) return;
+  // A lone (SQLite) controller has nobody to tell that it is alive.
+  if (!ready_.load() || !ctx_.store->Shared()) return;
   absl::Status st = ctx_.store->Transact([&](inventory::Tx& tx) -> absl::Status {
     IPFLEET_RETURN_IF_ERROR(
         tx.PutReplica({options_.replica_id, options_.endpoint, started_unix_, now, leader_.load()}));
-    if (leader_.load() && ctx_.store->Shared()) IPFLEET_RETURN_IF_ERROR(tx.PruneBus(now - options_.bus_retention_seconds));
+    if (leader_.load()) IPFLEET_RETURN_IF_ERROR(tx.PruneBus(now - options_.bus_retention_seconds));
     return absl::OkStatus();
   });
   if (!st.ok()) spdlog::warn("event=replica_heartbeat_failed error=\"{}\"", std::string(st.message()));
@@ -153,7 +157,6 @@ void Replication::Flush() {
 }
 
 void Replication::ReadBus() {
-  if (!ctx_.store->Shared()) return;
   for (int page = 0; page < 100; ++page) {  // bounded: at most 100,000 messages per tick
     absl::StatusOr<std::vector<inventory::BusMessage>> batch = ctx_.store->ReadBus(last_seq_, kBusPage);
     if (!batch.ok()) return;  // readiness reports the outage
@@ -211,7 +214,7 @@ void Replication::Loop() {
       CheckLease(ctx_.clock());
       next_lease = std::chrono::steady_clock::now() + std::chrono::milliseconds(options_.lease_ms);
     }
-    if (ready_.load()) {
+    if (ready_.load() && ctx_.store->Shared()) {
       Flush();
       ReadBus();
     }

@@ -69,43 +69,35 @@ void CommandQueue::OnAttach(const std::string& host) {
   greeted_.erase(host);
 }
 
-void CommandQueue::OnHello(const std::string& host, const v1::Hello& hello) {
-  std::lock_guard lock(send_mu_);
-  absl::StatusOr<std::vector<inventory::CommandRecord>> pending = ctx_.store->PendingCommands(host, hello.last_command_id());
+bool CommandQueue::SendPending(const std::string& host, uint64_t after_id, bool queued_only, const char* why) {
+  absl::StatusOr<std::vector<inventory::CommandRecord>> pending = ctx_.store->PendingCommands(host, after_id);
   if (!pending.ok()) {
-    spdlog::error("event=command_resend_failed host={} error=\"{}\"", host, std::string(pending.status().message()));
-    return;
+    spdlog::error("event=command_send_failed host={} on={} error=\"{}\"", host, why,
+                  std::string(pending.status().message()));
+    return false;
   }
   for (const inventory::CommandRecord& c : *pending) {
+    if (queued_only && c.state != CommandState::kQueued) continue;  // delivered already: the agent has it
     v1::ControllerMessage msg;
     *msg.mutable_command() = ToWire(c);
-    if (!ctx_.sessions->Push(host, std::move(msg))) return;  // session gone: the next Hello resends
+    if (!ctx_.sessions->Push(host, std::move(msg))) return false;  // session gone: the next Hello resends
     if (absl::Status st = MarkDelivered(c.id); !st.ok()) {
       spdlog::error("event=command_update_failed id={} error=\"{}\"", c.id, std::string(st.message()));
     }
-    spdlog::info("event=command_sent_on_hello id={} host={} agent_last={}", c.id, host, hello.last_command_id());
+    spdlog::info("event=command_sent id={} host={} on={} agent_last={}", c.id, host, why, after_id);
   }
-  greeted_.insert(host);
+  return true;
+}
+
+void CommandQueue::OnHello(const std::string& host, const v1::Hello& hello) {
+  std::lock_guard lock(send_mu_);
+  if (SendPending(host, hello.last_command_id(), /*queued_only=*/false, "hello")) greeted_.insert(host);
 }
 
 void CommandQueue::SendQueued(const std::string& host) {
   std::lock_guard lock(send_mu_);
   if (!greeted_.count(host)) return;  // the Hello pass (still to run) sends everything pending
-  absl::StatusOr<std::vector<inventory::CommandRecord>> pending = ctx_.store->PendingCommands(host, 0);
-  if (!pending.ok()) {
-    spdlog::error("event=command_send_failed host={} error=\"{}\"", host, std::string(pending.status().message()));
-    return;
-  }
-  for (const inventory::CommandRecord& c : *pending) {
-    if (c.state != CommandState::kQueued) continue;  // delivered already: the agent has it
-    v1::ControllerMessage msg;
-    *msg.mutable_command() = ToWire(c);
-    if (!ctx_.sessions->Push(host, std::move(msg))) return;
-    if (absl::Status st = MarkDelivered(c.id); !st.ok()) {
-      spdlog::error("event=command_update_failed id={} error=\"{}\"", c.id, std::string(st.message()));
-    }
-    spdlog::info("event=command_sent_for_replica id={} host={}", c.id, host);
-  }
+  SendPending(host, 0, /*queued_only=*/true, "replica");
 }
 
 void CommandQueue::Resume() {

@@ -52,6 +52,10 @@ class CommandQueue {
  private:
   // queued -> delivered, unless the command moved on meanwhile (its result already stored).
   absl::Status MarkDelivered(uint64_t id);
+  // With send_mu_ held: pushes the host's unfinished commands with id > after_id (only those
+  // still queued when `queued_only`) and marks them delivered. False when the inventory could
+  // not be read or the session went away (the next Hello sends the rest).
+  bool SendPending(const std::string& host, uint64_t after_id, bool queued_only, const char* why);
 
   controller::ControllerContext& ctx_;
   std::mutex send_mu_;  // orders Send against Hello resends so one session never gets an id twice

@@ -49,8 +49,6 @@ class SessionClient {
   void Send(const v1::AgentMessage& msg);
 
   bool connected() const { return connected_; }
-  // The endpoint of the current (or last tried) stream.
-  std::string target() const;
   int connections() const { return connections_; }
   std::function<void(const v1::CertificateRenewal&)> on_renewal;
 
@@ -63,8 +61,7 @@ class SessionClient {
   void SendHealth();
 
   SessionOptions o_;
-  size_t target_index_ = 0;  // session thread only (target() reads a copy under wait_mu_)
-  std::string current_target_;
+  size_t target_index_ = 0;  // the endpoint of the next stream (session thread only)
   Agent& agent_;
   Backoff backoff_;
   std::atomic<bool> stop_{false};
@@ -76,7 +73,7 @@ class SessionClient {
   grpc::ClientReaderWriter<v1::AgentMessage, v1::ControllerMessage>* stream_ = nullptr;
   std::deque<v1::AgentMessage> outbox_;
 
-  mutable std::mutex wait_mu_;
+  std::mutex wait_mu_;
   std::condition_variable wait_cv_;
   std::thread session_thread_, tick_thread_;
 };

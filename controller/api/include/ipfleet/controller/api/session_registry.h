@@ -53,11 +53,13 @@ class SessionRegistry {
   // lacks, or the host's queued commands, as it reads them from the inventory. True only for a push on a session of this process.
   bool Deliver(const std::string& host, v1::ControllerMessage msg);
 
-  // --- replication (see controller/daemon/src/replication.h) --------------------------------
+  // --- replication (see controller/replication) --------------------------------
   // `kind` is "bundle" or "command", `ref` the command id as text (empty for a bundle).
   using Forwarder = std::function<void(const std::string& host, const char* kind, const std::string& ref)>;
-  // Told every hello, ack and health report (serialized) after the local handlers ran.
-  using Upstream = std::function<void(const std::string& host, const char* kind, std::string payload)>;
+  // Told every hello, ack and health report after the local handlers ran (it serializes only
+  // what it forwards).
+  using Upstream =
+      std::function<void(const std::string& host, const char* kind, const google::protobuf::MessageLite& message)>;
   void SetForwarder(Forwarder f) { forwarder_ = std::move(f); }
   void SetUpstream(Upstream u) { upstream_ = std::move(u); }
   void Forward(const std::string& host, const char* kind, const std::string& ref) const {

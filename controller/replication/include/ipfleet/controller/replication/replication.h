@@ -13,7 +13,8 @@
 // Each replica reads every message after the last one it saw and acts on the ones that concern
 // it. The holder of a session is recorded per host (`ipfleet status` shows it).
 //
-// With SQLite (one controller) the store always grants leadership and nothing is forwarded.
+// With SQLite (one controller) the store always grants leadership, and nothing is forwarded or
+// written: the replica machinery only checks that the inventory answers.
 #pragma once
 
 #include <atomic>
