@@ -219,5 +219,39 @@ TEST_F(SessionInprocTest, ReconnectsAfterControllerRestartWithBackoff) {
   server_.reset();
 }
 
+// Two controller replicas: the one holding the session dies, and the agent is on the other within
+// 10 s with the daemon's own backoff settings (no test-shortened delays).
+TEST_F(SessionInprocTest, FailsOverToTheNextControllerReplica) {
+  session_.reset();  // the fixture's single-target session
+  FakeController second;
+  int second_port = 0;
+  grpc::ServerBuilder b;
+  b.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &second_port);
+  b.RegisterService(&second);
+  std::unique_ptr<grpc::Server> second_server = b.BuildAndStart();
+  ASSERT_NE(second_port, 0);
+
+  SessionOptions so;
+  so.targets = {"127.0.0.1:" + std::to_string(port_), "127.0.0.1:" + std::to_string(second_port)};
+  so.credentials = [] { return grpc::InsecureChannelCredentials(); };
+  SessionClient client(so, *agent_);
+  client.Start();
+  size_t seen = 0;
+  ASSERT_TRUE(controller_.WaitFor([](const v1::AgentMessage& m) { return m.has_hello(); }, &seen));
+  EXPECT_EQ(second.sessions(), 0);
+
+  const auto killed = std::chrono::steady_clock::now();
+  server_->Shutdown(std::chrono::system_clock::now());  // the first replica dies: its streams end
+  size_t seen2 = 0;
+  ASSERT_TRUE(second.WaitFor([](const v1::AgentMessage& m) { return m.has_hello(); }, &seen2, 10000))
+      << "no hello on the second replica within 10 s";
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - killed).count();
+  std::printf("session on the second replica %.2f s after the first died\n", seconds);
+  EXPECT_LT(seconds, 10.0);
+  EXPECT_TRUE(client.connected());
+  client.Stop();
+  second_server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+}
+
 }  // namespace
 }  // namespace ipfleet::agent

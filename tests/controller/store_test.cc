@@ -193,6 +193,14 @@ TEST_P(StoreTest, ReplicasHostsAndTheBus) {
   EXPECT_EQ((*replicas)[0].id, "r1");
   EXPECT_EQ((*replicas)[0].heartbeat_unix, 15);
   EXPECT_FALSE((*replicas)[0].leader);
+  ASSERT_TRUE(store_->Transact([](Tx& tx) -> absl::Status {
+                  IPFLEET_RETURN_IF_ERROR(tx.PutReplica({"r1", "127.0.0.1:1", 10, 16, true}));
+                  return tx.PutReplica({"r2", "127.0.0.1:2", 10, 17, true});  // r1 died, r2 took over
+                }).ok());
+  replicas = store_->ListReplicas();
+  ASSERT_TRUE(replicas.ok()) << replicas.status();
+  EXPECT_FALSE((*replicas)[0].leader);
+  EXPECT_TRUE((*replicas)[1].leader);
   EXPECT_EQ(store_->GetHost("a")->replica, "r2");
   EXPECT_EQ(store_->Transact([](Tx& tx) { return tx.SetHostReplica("ghost", "r1"); }).code(),
             absl::StatusCode::kNotFound);

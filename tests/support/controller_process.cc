@@ -35,9 +35,10 @@ absl::Status ControllerProcess::Start(std::chrono::milliseconds timeout) {
   if (process_.Running()) return absl::FailedPreconditionError("controller already started");
   std::vector<std::string> env;
   if (!options_.notify_socket.empty()) env.push_back("NOTIFY_SOCKET=" + options_.notify_socket);
-  absl::StatusOr<interop::Process> p = interop::Process::Spawn(
-      {options_.binary.string(), "serve", "--data-dir", options_.data_dir.string(), "--listen", options_.listen}, env,
-      log_path().string());
+  std::vector<std::string> argv = {options_.binary.string(), "serve", "--data-dir", options_.data_dir.string(),
+                                   "--listen", options_.listen};
+  argv.insert(argv.end(), options_.extra_args.begin(), options_.extra_args.end());
+  absl::StatusOr<interop::Process> p = interop::Process::Spawn(argv, env, log_path().string());
   if (!p.ok()) return p.status();
   process_ = std::move(*p);
   admin_ = FastReconnectAdminStub(options_.data_dir / "admin.sock");

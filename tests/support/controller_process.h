@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "harness/process.h"
@@ -19,6 +20,7 @@ struct ControllerProcessOptions {
   std::filesystem::path data_dir;  // an initialised controller directory
   std::string listen = "127.0.0.1:0";
   std::string notify_socket;       // NOTIFY_SOCKET for the child; empty leaves it unset
+  std::vector<std::string> extra_args;  // appended to `serve` (e.g. --inventory, --replica-id)
 };
 
 class ControllerProcess {

@@ -706,7 +706,11 @@ class SqlOps final : public Tx {
                            "started_unix = excluded.started_unix, heartbeat_unix = excluded.heartbeat_unix, "
                            "leader = excluded.leader"));
     s->Bind(1, r.id).Bind(2, r.endpoint).Bind(3, r.started_unix).Bind(4, r.heartbeat_unix);
-    return s->BindBool(5, r.leader).Run();
+    IPFLEET_RETURN_IF_ERROR(s->BindBool(5, r.leader).Run());
+    if (!r.leader) return absl::OkStatus();
+    // Leadership is exclusive: a dead leader's row must not go on claiming it until its heartbeat ages.
+    IPFLEET_ASSIGN_OR_RETURN(auto others, c_.Prepare("UPDATE replicas SET leader = 0 WHERE id <> ?"));
+    return others->Bind(1, r.id).Run();
   }
 
   absl::Status SetHostReplica(const std::string& host, const std::string& replica) override {

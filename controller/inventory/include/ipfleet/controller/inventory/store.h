@@ -146,7 +146,8 @@ class Tx : public Reader {
   // Audit (call it in the same transaction as the action it records).
   virtual absl::Status AppendAudit(const AuditEntry& entry) = 0;
 
-  // Replicas: PutReplica inserts or rewrites the row of replica.id.
+  // Replicas: PutReplica inserts or rewrites the row of replica.id; a leader's row clears the
+  // leader flag of every other row (leadership is exclusive, and a dead leader cannot clear its own).
   virtual absl::Status PutReplica(const ReplicaRecord& replica) = 0;
   // Records which replica holds the host's session ("" when it closed). NotFound for an unknown host.
   virtual absl::Status SetHostReplica(const std::string& host, const std::string& replica) = 0;
