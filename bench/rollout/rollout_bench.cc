@@ -3,6 +3,7 @@
 //   rollout_bench compile --hosts 10000 --group 10     pure compiler time (full mesh within groups)
 //   rollout_bench rollout --hosts 10000 --group 10     controller in this process, N simulated agents
 //                                                      in a forked child, one mutual-TLS Session each
+//                                                      (bench/rollout/sim_agents.h)
 //
 // The rollout run reports: time from StartRollout until every host acknowledged its bundle and
 // reported its tunnels up (rollout SUCCEEDED), and the controller process's peak RSS (the agents
@@ -41,27 +42,12 @@
 #include "ipfleet/v1/admin_service.grpc.pb.h"
 #include "ipfleet/v1/agent_service.grpc.pb.h"
 #include "free_port.h"  // tests/controller_rollout
+#include "sim_agents.h"
 
 namespace ipfleet::bench {
 namespace {
 
 namespace fs = std::filesystem;
-using Clock = std::chrono::steady_clock;
-
-double Seconds(Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double>(b - a).count(); }
-// steady_clock is CLOCK_MONOTONIC, shared by parent and child: their timelines line up.
-double Mono() { return std::chrono::duration<double>(Clock::now().time_since_epoch()).count(); }
-
-double CpuSeconds() {
-  rusage ru{};
-  getrusage(RUSAGE_SELF, &ru);
-  return ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
-}
-
-double Load1() {
-  double l[1] = {0};
-  return getloadavg(l, 1) == 1 ? l[0] : -1;
-}
 
 long CurrentRssMiB() {
   long pages = 0, resident = 0;
@@ -109,13 +95,6 @@ void StartHeapProfileIfAsked() {
   }
   start(prefix);
 }
-
-std::string HostName(int i) {
-  char buf[32];
-  std::snprintf(buf, sizeof(buf), "h%05d", i);
-  return buf;
-}
-std::string HostAddress(int i) { return "10." + std::to_string(i / 65536 + 64) + "." + std::to_string(i / 256 % 256) + "." + std::to_string(i % 256); }
 
 // --- compile ---------------------------------------------------------------------------------
 int RunCompile(int hosts, int group) {
@@ -173,137 +152,8 @@ int RunCompile(int hosts, int group) {
   return 0;
 }
 
-// --- simulated agents (child process) -----------------------------------------------------------
-struct Identity {
-  std::string name;
-  std::string key_pem;
-  std::string cert_pem;
-};
-
-int g_total_agents = 0;
 bool g_connect_only = false;
 int g_rounds = 1;
-
-class SimAgent final : public grpc::ClientBidiReactor<v1::AgentMessage, v1::ControllerMessage> {
- public:
-  SimAgent(const Identity& id, const std::string& ca_pem, const std::string& target, std::atomic<int>* connected,
-           std::atomic<int>* acked)
-      : id_(id), connected_(connected), acked_(acked) {
-    grpc::SslCredentialsOptions o;
-    o.pem_root_certs = ca_pem;
-    o.pem_private_key = id.key_pem;
-    o.pem_cert_chain = id.cert_pem;
-    grpc::ChannelArguments args;
-    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);  // one TCP+TLS connection per agent, like real hosts
-    stub_ = v1::AgentService::NewStub(grpc::CreateCustomChannel(target, grpc::SslCredentials(o), args));
-  }
-  void Go() {
-    stub_->async()->Session(&ctx_, this);
-    out_.mutable_hello()->set_host(id_.name);
-    out_.mutable_hello()->set_agent_version("bench");
-    writing_ = true;
-    StartWrite(&out_);
-    StartRead(&in_);
-    AddHold();
-    StartCall();
-  }
-  void OnWriteDone(bool ok) override {
-    std::lock_guard lock(mu_);
-    writing_ = false;
-    if (!ok) return;
-    if (!said_hello_) {
-      said_hello_ = true;
-      connected_->fetch_add(1);
-    }
-    if (!queue_.empty()) {
-      out_ = std::move(queue_.front());
-      queue_.erase(queue_.begin());
-      writing_ = true;
-      StartWrite(&out_);
-    }
-  }
-  void OnReadDone(bool ok) override {
-    if (!ok) {
-      RemoveHold();
-      return;
-    }
-    if (in_.has_bundle()) {
-      v1::PolicyBundle b;
-      b.ParseFromString(in_.bundle().bundle());
-      v1::AgentMessage ack;
-      ack.mutable_bundle_ack()->set_version(b.version());
-      ack.mutable_bundle_ack()->set_applied(true);
-      v1::AgentMessage health;
-      health.mutable_health()->set_host(id_.name);
-      health.mutable_health()->set_bundle_version(b.version());
-      for (const auto& t : b.tunnels()) {
-        auto* th = health.mutable_health()->add_tunnels();
-        th->set_tunnel(t.name());
-        th->set_up(true);
-      }
-      Enqueue(std::move(ack));
-      Enqueue(std::move(health));
-      int n = acked_->fetch_add(1) + 1;
-      if (n == 1 || n == g_total_agents / 2 || n == g_total_agents) {
-        std::printf("agents bundles_received=%d mono=%.3f agents_cpu_seconds=%.2f\n", n, Mono(), CpuSeconds());
-      }
-    }
-    StartRead(&in_);
-  }
-  void OnDone(const grpc::Status&) override { done_ = true; }
-  bool done() const { return done_; }
-
- private:
-  void Enqueue(v1::AgentMessage m) {
-    std::lock_guard lock(mu_);
-    if (writing_) {
-      queue_.push_back(std::move(m));
-      return;
-    }
-    out_ = std::move(m);
-    writing_ = true;
-    StartWrite(&out_);
-  }
-
-  Identity id_;
-  std::atomic<int>* connected_;
-  std::atomic<int>* acked_;
-  std::unique_ptr<v1::AgentService::Stub> stub_;
-  grpc::ClientContext ctx_;
-  std::mutex mu_;
-  v1::AgentMessage out_;
-  std::vector<v1::AgentMessage> queue_;
-  v1::ControllerMessage in_;
-  bool writing_ = false;
-  bool said_hello_ = false;
-  std::atomic<bool> done_{false};
-};
-
-[[noreturn]] void RunAgents(const std::vector<Identity>& ids, const std::string& ca_pem, const std::string& target,
-                            int go_fd) {
-  char c;
-  if (::read(go_fd, &c, 1) != 1) ::_exit(2);  // parent inserted the hosts
-  // Same reason as in Controller::Start: abseil's debug deadlock detector costs O(live mutexes).
-  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
-  std::atomic<int> connected{0}, acked{0};
-  g_total_agents = static_cast<int>(ids.size());
-  std::vector<std::unique_ptr<SimAgent>> agents;
-  for (const auto& id : ids) {
-    agents.push_back(std::make_unique<SimAgent>(id, ca_pem, target, &connected, &acked));
-    agents.back()->Go();
-    if (agents.size() % 200 == 0) std::this_thread::sleep_for(std::chrono::milliseconds(20));  // pace the handshakes
-  }
-  // Runs until the parent kills us. A session that ended (a handshake that timed out under load)
-  // is opened again, as a real agent would.
-  for (;;) {
-    std::this_thread::sleep_for(std::chrono::seconds(2));
-    for (size_t i = 0; i < agents.size(); ++i) {
-      if (!agents[i]->done()) continue;
-      agents[i] = std::make_unique<SimAgent>(ids[i], ca_pem, target, &connected, &acked);
-      agents[i]->Go();
-    }
-  }
-}
 
 int RunRollout(int hosts, int group, const std::string& workdir) {
   rlimit rl{};
@@ -326,19 +176,9 @@ int RunRollout(int hosts, int group, const std::string& workdir) {
   auto t_setup = Clock::now();
   std::vector<Identity> ids;
   std::vector<inventory::Certificate> certs;
-  for (int i = 0; i < hosts; ++i) {
-    auto key = ca::GenerateKey(ca::KeyType::kEcdsaP256);
-    ca::IssueRequest req;
-    req.common_name = HostName(i);
-    req.ips = {HostAddress(i)};
-    req.profile = ca::Profile::kHost;
-    auto issued = (*pki)->IssueForKey(key->get(), req);
-    if (!issued.ok()) {
-      std::fprintf(stderr, "issue: %s\n", std::string(issued.status().message()).c_str());
-      return 1;
-    }
-    ids.push_back({HostName(i), *ca::PrivateKeyToPem(key->get()), issued->pem});
-    certs.push_back(controller::Pki::ToRecord(*issued, req, "host"));
+  if (absl::Status st = MakeIdentities(**pki, hosts, &ids, &certs); !st.ok()) {
+    std::fprintf(stderr, "issue: %s\n", std::string(st.message()).c_str());
+    return 1;
   }
   std::string ca_pem = (*pki)->CertificatePem();
   int port = testing::FreeLoopbackPort();
@@ -348,7 +188,7 @@ int RunRollout(int hosts, int group, const std::string& workdir) {
   pid_t child = ::fork();
   if (child == 0) {
     ::close(go[1]);
-    RunAgents(ids, ca_pem, target, go[0]);
+    RunAgents(ids, ca_pem, {target}, go[0]);
   }
   ::close(go[0]);
   ids.clear();

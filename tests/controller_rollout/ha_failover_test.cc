@@ -5,6 +5,7 @@
 // flush-sa sent before the kill executed exactly once. Also: PostgreSQL restarted under a running
 // controller (not ready, writes refused, recovery by itself), and a wrong connection string.
 #include <gtest/gtest.h>
+#include <libpq-fe.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -310,8 +311,27 @@ TEST_F(HaTest, PostgresRestartedUnderARunningControllerRefusesWritesThenRecovers
   ASSERT_TRUE(notify.WaitFor("READY=1", std::chrono::seconds(10)));
   ASSERT_TRUE(WaitFor([&] { return LeaderOf(Status(c1)) == "c1"; }));
 
+  for (int i = 0; i < 2; ++i) {  // two hosts, so that a mesh has a tunnel and makes a generation
+    v1::AddHostRequest host;
+    host.set_name("m" + std::to_string(i));
+    host.add_addresses("192.0.2." + std::to_string(70 + i));
+    (*host.mutable_labels())["group"] = "g1";
+    v1::AddHostResponse added;
+    ASSERT_TRUE(c1.admin().AddHost(Ctx().get(), host, &added).ok());
+  }
+  v1::ApplyRequest apply;
+  apply.set_fleet_yaml("meshes:\n  - select: {group: g1}\n");
+  v1::ApplyResponse applied;
+  ASSERT_TRUE(c1.admin().Apply(Ctx().get(), apply, &applied).ok());
+  ASSERT_EQ(Status(c1).generation(), 1u);
+
   ASSERT_TRUE(pg_->Stop().ok());
   EXPECT_TRUE(notify.WaitFor("inventory UNREACHABLE", std::chrono::seconds(10)));
+  apply.set_fleet_yaml(  // every tunnel changes: a whole new generation, refused
+      "proposals:\n  default: {ike: {encryption: [aes256gcm16], prf: [prfsha256], dh_groups: [curve25519]}, "
+      "esp: {encryption: [aes256gcm16]}}\nmeshes:\n  - select: {group: g1}\n");
+  grpc::Status apply_refused = c1.admin().Apply(Ctx().get(), apply, &applied);
+  EXPECT_EQ(apply_refused.error_code(), grpc::StatusCode::UNAVAILABLE) << apply_refused.error_message();
   v1::AddHostRequest req;
   req.set_name("during-outage");
   req.add_addresses("192.0.2.99");
@@ -322,7 +342,8 @@ TEST_F(HaTest, PostgresRestartedUnderARunningControllerRefusesWritesThenRecovers
 
   ASSERT_TRUE(pg_->Restart().ok());
   EXPECT_TRUE(notify.WaitFor("inventory reachable; leading", std::chrono::seconds(15)));
-  // Writes work again without a restart of the controller; the refused one left nothing behind.
+  // Writes work again without a restart of the controller; the refused ones left nothing behind.
+  EXPECT_EQ(Status(c1).generation(), 1u);  // no half-applied generation
   v1::GetHostRequest get;
   get.set_name("during-outage");
   v1::HostInfo info;
@@ -341,6 +362,29 @@ TEST_F(HaTest, WrongConnectionStringFailsAtStartWithAClearError) {
   EXPECT_NE(started.message().find("cannot connect to the inventory at postgresql://"), std::string::npos) << started;
   EXPECT_NE(started.message().find("\"no_such_db\" does not exist"), std::string::npos) << started;
   EXPECT_FALSE(fs::exists(root_ / "c1" / "inventory.db"));  // no SQLite file made on the side
+}
+
+TEST_F(HaTest, NewerSchemaInTheDatabaseIsRefusedAtStartAndLeftAlone) {
+  {
+    Replica& c1 = Spawn("c1");  // creates the schema
+    ASSERT_EQ(c1.process->Stop(SIGTERM), 0);
+  }
+  auto exec = [&](const std::string& sql) {
+    PGconn* c = PQconnectdb(uri_.c_str());
+    PGresult* r = PQexec(c, sql.c_str());
+    std::string value = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0 ? PQgetvalue(r, 0, 0) : "";
+    PQclear(r);
+    PQfinish(c);
+    return value;
+  };
+  exec("UPDATE ipfleet_schema SET version = 999");
+  ControllerProcess newer(Options("c2", FreeLoopbackPort(), uri_));
+  absl::Status started = newer.Start(std::chrono::seconds(15));
+  ASSERT_FALSE(started.ok());
+  EXPECT_NE(started.message().find("schema version 999"), std::string::npos) << started;
+  EXPECT_NE(started.message().find("run a newer ipfleet-controller"), std::string::npos) << started;
+  EXPECT_EQ(exec("SELECT version FROM ipfleet_schema"), "999");
+  EXPECT_EQ(exec("SELECT count(*) FROM replicas WHERE id = 'c2'"), "0");  // it wrote nothing
 }
 
 }  // namespace

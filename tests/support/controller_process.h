@@ -35,6 +35,7 @@ class ControllerProcess {
   int Stop(int sig, std::chrono::milliseconds grace = std::chrono::seconds(20)) { return process_.Stop(sig, grace); }
 
   v1::AdminService::Stub& admin() { return *admin_; }
+  pid_t pid() const { return process_.pid(); }
   std::filesystem::path log_path() const { return options_.data_dir / "controller.log"; }
   std::string Log() const;
 
