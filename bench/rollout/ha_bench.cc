@@ -63,9 +63,10 @@ struct Controller {
   v1::AdminService::Stub& admin() { return process->admin(); }
 };
 
-absl::StatusOr<Controller> Spawn(const fs::path& dir, const std::string& inventory, const std::string& id) {
+absl::StatusOr<Controller> Spawn(const fs::path& dir, const std::string& target, const std::string& inventory,
+                                 const std::string& id) {
   Controller c;
-  c.target = "127.0.0.1:" + std::to_string(testing::FreeLoopbackPort());
+  c.target = target;
   ControllerProcessOptions o;
   o.binary = IPFLEET_CONTROLLER_PATH;
   o.data_dir = dir;
@@ -226,27 +227,37 @@ int Run(int hosts, int group, const std::string& workdir) {
   std::printf("setup keys+certs hosts=%d seconds=%.1f\n", hosts, Seconds(t_setup, Clock::now()));
   const std::string ca_pem = (*pki)->CertificatePem();
   pki->reset();
+  // Both agent children are forked now, before this process starts gRPC (it does not survive a
+  // fork): their targets are chosen up front.
+  auto loopback = [] { return "127.0.0.1:" + std::to_string(testing::FreeLoopbackPort()); };
+  const std::string sqlite_target = loopback(), c1_target = loopback(), c2_target = loopback();
+  std::map<std::string, pid_t> children;
+  int sqlite_go = -1, ha_go = -1;
+  children["sqlite-agents"] = ForkAgents(ids, ca_pem, {sqlite_target}, &sqlite_go);
+  children["ha-agents"] = ForkAgents(ids, ca_pem, {c1_target, c2_target}, &ha_go);
+  ids.clear();
+  ids.shrink_to_fit();
 
   Figures lite, ha;
-  std::map<std::string, pid_t> children;
+  auto stop_child = [&](const std::string& name) {
+    auto it = children.find(name);
+    if (it == children.end()) return;
+    ::kill(it->second, SIGKILL);
+    ::waitpid(it->second, nullptr, 0);
+    children.erase(it);
+  };
   auto stop_children = [&] {
-    for (auto& [name, pid] : children) {
-      ::kill(pid, SIGKILL);
-      ::waitpid(pid, nullptr, 0);
-    }
-    children.clear();
+    while (!children.empty()) stop_child(children.begin()->first);
   };
 
   // --- SQLite, one controller ---------------------------------------------------------------
   {
     if (absl::Status st = AddHosts("sqlite", root / "sqlite", hosts, group, certs); !st.ok()) {
-      return std::fprintf(stderr, "hosts: %s\n", std::string(st.message()).c_str()), 1;
+      return stop_children(), std::fprintf(stderr, "hosts: %s\n", std::string(st.message()).c_str()), 1;
     }
-    auto c = Spawn(root / "sqlite", "sqlite", "sqlite");
-    if (!c.ok()) return std::fprintf(stderr, "controller: %s\n", std::string(c.status().message()).c_str()), 1;
-    int go = -1;
-    children["sqlite-agents"] = ForkAgents(ids, ca_pem, {c->target}, &go);
-    if (::write(go, "g", 1) != 1 || !WaitAllConnected(*c, hosts, "sqlite")) return stop_children(), 1;
+    auto c = Spawn(root / "sqlite", sqlite_target, "sqlite", "sqlite");
+    if (!c.ok()) return stop_children(), std::fprintf(stderr, "controller: %s\n", std::string(c.status().message()).c_str()), 1;
+    if (::write(sqlite_go, "g", 1) != 1 || !WaitAllConnected(*c, hosts, "sqlite")) return stop_children(), 1;
     auto t0 = Clock::now();
     uint64_t id = ApplyAndStart(*c, hosts, group, 1);
     if (id == 0 || Follow(*c, id, hosts + 1) != hosts) return stop_children(), 1;
@@ -254,27 +265,24 @@ int Run(int hosts, int group, const std::string& workdir) {
     lite.rss_mib = PeakRssMiBOf(c->pid);
     std::printf("sqlite rollout hosts=%d all_acked_seconds=%.2f controller_peak_rss_mib=%ld load1=%.1f\n", hosts,
                 lite.all_acked_s, lite.rss_mib, Load1());
-    stop_children();
+    stop_child("sqlite-agents");
     c->process->Stop(SIGTERM);
   }
 
   // --- PostgreSQL, two replicas -------------------------------------------------------------
   auto pg = testing::PostgresServer::Start();
-  if (!pg.ok()) return std::fprintf(stderr, "postgres: %s\n", std::string(pg.status().message()).c_str()), 1;
+  if (!pg.ok()) return stop_children(), std::fprintf(stderr, "postgres: %s\n", std::string(pg.status().message()).c_str()), 1;
   auto uri = (*pg)->CreateDatabase("bench");
-  if (!uri.ok()) return std::fprintf(stderr, "postgres: %s\n", std::string(uri.status().message()).c_str()), 1;
+  if (!uri.ok()) return stop_children(), std::fprintf(stderr, "postgres: %s\n", std::string(uri.status().message()).c_str()), 1;
   if (absl::Status st = AddHosts(*uri, root / "c1", hosts, group, certs); !st.ok()) {
-    return std::fprintf(stderr, "hosts: %s\n", std::string(st.message()).c_str()), 1;
+    return stop_children(), std::fprintf(stderr, "hosts: %s\n", std::string(st.message()).c_str()), 1;
   }
   certs.clear();
-  auto c1 = Spawn(root / "c1", *uri, "c1");
-  if (!c1.ok()) return std::fprintf(stderr, "c1: %s\n", std::string(c1.status().message()).c_str()), 1;
-  auto c2 = Spawn(root / "c2", *uri, "c2");
-  if (!c2.ok()) return std::fprintf(stderr, "c2: %s\n", std::string(c2.status().message()).c_str()), 1;
-  int go = -1;
-  children["ha-agents"] = ForkAgents(ids, ca_pem, {c1->target, c2->target}, &go);
-  ids.clear();
-  if (::write(go, "g", 1) != 1 || !WaitAllConnected(*c1, hosts, "postgresql")) return stop_children(), 1;
+  auto c1 = Spawn(root / "c1", c1_target, *uri, "c1");
+  if (!c1.ok()) return stop_children(), std::fprintf(stderr, "c1: %s\n", std::string(c1.status().message()).c_str()), 1;
+  auto c2 = Spawn(root / "c2", c2_target, *uri, "c2");
+  if (!c2.ok()) return stop_children(), std::fprintf(stderr, "c2: %s\n", std::string(c2.status().message()).c_str()), 1;
+  if (::write(ha_go, "g", 1) != 1 || !WaitAllConnected(*c1, hosts, "postgresql")) return stop_children(), 1;
   {
     auto t0 = Clock::now();
     uint64_t id = ApplyAndStart(*c1, hosts, group, 1);

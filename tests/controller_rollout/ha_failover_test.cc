@@ -197,23 +197,24 @@ TEST_F(HaTest, LeaderKilledMidRolloutStandbyFinishesItAndFlushRunsOnce) {
   EXPECT_EQ(HostIn(before, "k2").state(), v1::HOST_ROLLOUT_STATE_DONE);
   EXPECT_EQ(HostIn(before, "k4").state(), v1::HOST_ROLLOUT_STATE_PENDING);
 
-  // A command for a host on the standby goes through the bus and runs once.
+  // A flush-sa for k1 (on the leader) is delivered but lost before it runs.
   v1::SendCommandRequest cmd;
-  cmd.set_host("k4");
   cmd.set_kind(v1::COMMAND_KIND_FLUSH_SA);
-  v1::CommandStatus k4_cmd;
-  ASSERT_TRUE(c1.admin().SendCommand(Ctx().get(), cmd, &k4_cmd).ok());
-  ASSERT_TRUE(WaitFor([&] { return agents_["k4"]->executions().count(k4_cmd.command().id()) > 0; }));
-  // A flush-sa for k1 (on the leader) is delivered but lost before it runs; the leader dies.
   agents_["k1"]->drop_next_command();
   cmd.set_host("k1");
   v1::CommandStatus k1_cmd;
   ASSERT_TRUE(c1.admin().SendCommand(Ctx().get(), cmd, &k1_cmd).ok());
   ASSERT_TRUE(WaitFor([&] { return !agents_["k1"]->commands_received().empty(); }));
   EXPECT_TRUE(agents_["k1"]->executions().empty());
-
+  // A flush-sa for k4, whose session is on the standby, and the leader dies the moment it has
+  // answered: the notice to the standby was committed with the command, so it is not lost.
+  cmd.set_host("k4");
+  v1::CommandStatus k4_cmd;
+  ASSERT_TRUE(c1.admin().SendCommand(Ctx().get(), cmd, &k4_cmd).ok());
   c1.process->Stop(SIGKILL);
   const auto killed = Clock::now();
+  ASSERT_TRUE(WaitFor([&] { return agents_["k4"]->executions().count(k4_cmd.command().id()) > 0; },
+                      std::chrono::seconds(10)));
 
   // The standby leads within seconds and resumes the same rollout from the inventory.
   ASSERT_TRUE(WaitFor([&] { return LeaderOf(Status(c2)) == "c2"; }, std::chrono::seconds(10)));

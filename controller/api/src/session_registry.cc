@@ -3,6 +3,8 @@
 #include <grpcpp/support/status.h>
 #include <spdlog/spdlog.h>
 
+#include "ipfleet/controller/inventory/types.h"
+
 namespace ipfleet::controller {
 
 bool SessionRegistry::Push(const std::string& host, v1::ControllerMessage msg) {
@@ -14,20 +16,6 @@ bool SessionRegistry::Push(const std::string& host, v1::ControllerMessage msg) {
     sink = it->second.sink;
   }
   return sink->Send(std::move(msg));
-}
-
-bool SessionRegistry::Deliver(const std::string& host, v1::ControllerMessage msg) {
-  std::string ref;
-  const char* kind = nullptr;
-  if (msg.has_bundle()) {
-    kind = "bundle";  // the holder sends the newest stored bundle the host lacks
-  } else if (msg.has_command()) {
-    kind = "command";
-    ref = std::to_string(msg.command().id());
-  }
-  if (Push(host, std::move(msg))) return true;
-  if (kind && !IsConnected(host)) Forward(host, kind, ref);
-  return false;
 }
 
 bool SessionRegistry::IsConnected(const std::string& host) const {
@@ -110,15 +98,15 @@ void SessionRegistry::CloseAll(const std::string& message) {
 
 void SessionRegistry::DispatchHello(const std::string& host, const v1::Hello& m, bool from_replica) const {
   for (const auto& h : hello_) h(host, m);
-  if (upstream_ && !from_replica) upstream_(host, "hello", m);
+  if (upstream_ && !from_replica) upstream_(host, inventory::bus_kind::kHello, m);
 }
 void SessionRegistry::DispatchAck(const std::string& host, const v1::BundleAck& m, bool from_replica) const {
   for (const auto& h : ack_) h(host, m);
-  if (upstream_ && !from_replica) upstream_(host, "ack", m);
+  if (upstream_ && !from_replica) upstream_(host, inventory::bus_kind::kAck, m);
 }
 void SessionRegistry::DispatchHealth(const std::string& host, const v1::HealthReport& m, bool from_replica) const {
   for (const auto& h : health_) h(host, m);
-  if (upstream_ && !from_replica) upstream_(host, "health", m);
+  if (upstream_ && !from_replica) upstream_(host, inventory::bus_kind::kHealth, m);
 }
 void SessionRegistry::DispatchCommandResult(const std::string& host, const v1::CommandResult& m) const {
   for (const auto& h : result_) h(host, m);

@@ -35,8 +35,6 @@ void Replication::Queue(const std::string& host, const char* kind, std::string p
 void Replication::Wire() {
   const bool shared = ctx_.store->Shared();
   if (shared) {
-    ctx_.sessions->SetForwarder(
-        [this](const std::string& host, const char* kind, const std::string& ref) { Queue(host, kind, ref); });
     ctx_.sessions->SetUpstream(
         [this](const std::string& host, const char* kind, const google::protobuf::MessageLite& message) {
           if (!leader_.load()) Queue(host, kind, message.SerializeAsString());  // the leader has it already
@@ -170,9 +168,9 @@ void Replication::ReadBus() {
 
 void Replication::Apply(const inventory::BusMessage& m) {
   SessionRegistry& sessions = *ctx_.sessions;
-  if (m.kind == "bundle" || m.kind == "command") {
+  if (m.kind == inventory::bus_kind::kBundle || m.kind == inventory::bus_kind::kCommand) {
     if (!fleet_ || !sessions.IsConnected(m.host)) return;  // not ours
-    if (m.kind == "bundle") {
+    if (m.kind == inventory::bus_kind::kBundle) {
       fleet_->SendStoredBundle(m.host);
     } else {
       fleet_->SendQueuedCommands(m.host);
@@ -180,13 +178,13 @@ void Replication::Apply(const inventory::BusMessage& m) {
     return;
   }
   if (!leader_.load()) return;  // agents' reports are for the rollout engine, which runs on the leader
-  if (m.kind == "hello") {
+  if (m.kind == inventory::bus_kind::kHello) {
     v1::Hello h;
     if (h.ParseFromString(m.payload)) sessions.DispatchHello(m.host, h, /*from_replica=*/true);
-  } else if (m.kind == "ack") {
+  } else if (m.kind == inventory::bus_kind::kAck) {
     v1::BundleAck a;
     if (a.ParseFromString(m.payload)) sessions.DispatchAck(m.host, a, true);
-  } else if (m.kind == "health") {
+  } else if (m.kind == inventory::bus_kind::kHealth) {
     v1::HealthReport r;
     if (r.ParseFromString(m.payload)) sessions.DispatchHealth(m.host, r, true);
   }

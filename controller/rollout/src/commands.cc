@@ -4,6 +4,7 @@
 
 #include <absl/strings/str_cat.h>
 
+#include "ipfleet/controller/api/holder_notice.h"
 #include "ipfleet/controller/api/session_registry.h"
 #include "ipfleet/controller/inventory/store.h"
 
@@ -35,14 +36,13 @@ absl::StatusOr<inventory::CommandRecord> CommandQueue::Send(const std::string& h
   IPFLEET_RETURN_IF_ERROR(ctx_.store->Transact([&](inventory::Tx& tx) -> absl::Status {
     IPFLEET_RETURN_IF_ERROR(tx.GetHost(host).status());
     IPFLEET_ASSIGN_OR_RETURN(c.id, tx.EnqueueCommand(c));
-    return absl::OkStatus();
+    return controller::NoticeToHolder(ctx_, tx, host, inventory::bus_kind::kCommand);
   }));
   v1::ControllerMessage msg;
   *msg.mutable_command() = ToWire(c);
   // Not greeted: no session here, or one whose Hello pass has not run yet; that pass sends it.
-  // No session here: the replica holding one (if any) sends it, told through the inventory.
+  // No session here: the replica holding one (if any) sends it, told in the transaction above.
   bool pushed = greeted_.count(host) > 0 && ctx_.sessions->Push(host, std::move(msg));
-  if (!pushed && !ctx_.sessions->IsConnected(host)) ctx_.sessions->Forward(host, "command", std::to_string(c.id));
   if (pushed) {
     IPFLEET_RETURN_IF_ERROR(MarkDelivered(c.id));
     c.state = CommandState::kDelivered;

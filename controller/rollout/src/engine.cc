@@ -8,6 +8,7 @@
 #include <absl/strings/str_join.h>
 
 #include "ipfleet/controller/api/pki.h"
+#include "ipfleet/controller/api/holder_notice.h"
 #include "ipfleet/controller/api/session_registry.h"
 #include "ipfleet/controller/inventory/store.h"
 #include "ipfleet/rollout/desired.h"
@@ -107,7 +108,7 @@ void Engine::Loop() {
     Step(&pushes);
     if (pushes.empty()) continue;
     lock.unlock();
-    for (auto& [host, msg] : pushes) ctx_.sessions->Deliver(host, std::move(msg));
+    for (auto& [host, msg] : pushes) ctx_.sessions->Push(host, std::move(msg));
     pushes.clear();
     pushes.shrink_to_fit();
     lock.lock();
@@ -306,6 +307,7 @@ absl::Status Engine::StartWave(std::vector<std::pair<std::string, v1::Controller
       IPFLEET_RETURN_IF_ERROR(tx.SetDesiredBundleVersion(rec.host, rec.version));
       inventory::RolloutHost rh{rec.host, wave_no, rec.version, HostRolloutState::kSent, "", now};
       IPFLEET_RETURN_IF_ERROR(tx.PutRolloutHost(run_->meta.id, rh));
+      IPFLEET_RETURN_IF_ERROR(controller::NoticeToHolder(ctx_, tx, rec.host, inventory::bus_kind::kBundle));
     }
     return tx.UpdateRollout(run_->meta);
   }));

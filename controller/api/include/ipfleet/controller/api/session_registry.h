@@ -48,23 +48,13 @@ class SessionRegistry {
   // Takes `msg` by value: a caller done with it moves it in (a 10,000-host wave pushes ~45 MB of
   // bundles; copies would double that).
   bool Push(const std::string& host, v1::ControllerMessage msg);
-  // Push, and when the host has no session here, tell the replica that holds it (when other
-  // replicas share the inventory): that replica then sends the newest stored bundle the host
-  // lacks, or the host's queued commands, as it reads them from the inventory. True only for a push on a session of this process.
-  bool Deliver(const std::string& host, v1::ControllerMessage msg);
 
-  // --- replication (see controller/replication) --------------------------------
-  // `kind` is "bundle" or "command", `ref` the command id as text (empty for a bundle).
-  using Forwarder = std::function<void(const std::string& host, const char* kind, const std::string& ref)>;
+  // --- replication (see controller/replication) --------------------------------------------
   // Told every hello, ack and health report after the local handlers ran (it serializes only
   // what it forwards).
   using Upstream =
       std::function<void(const std::string& host, const char* kind, const google::protobuf::MessageLite& message)>;
-  void SetForwarder(Forwarder f) { forwarder_ = std::move(f); }
   void SetUpstream(Upstream u) { upstream_ = std::move(u); }
-  void Forward(const std::string& host, const char* kind, const std::string& ref) const {
-    if (forwarder_) forwarder_(host, kind, ref);
-  }
   bool IsConnected(const std::string& host) const;
   std::vector<std::string> ConnectedHosts() const;  // sorted
   size_t ConnectedCount() const;
@@ -122,7 +112,6 @@ class SessionRegistry {
   std::vector<CommandResultHandler> result_;
   std::vector<DisconnectHandler> disconnect_;
   std::vector<AttachHandler> attach_;
-  Forwarder forwarder_;
   Upstream upstream_;
 };
 

@@ -190,8 +190,17 @@ struct BusMessage {
   int64_t at_unix = 0;
   std::string origin;  // replica id of the writer
   std::string host;
-  std::string kind;     // see controller/replication for the kinds
+  std::string kind;     // one of bus_kind below
   std::string payload;  // serialized message, opaque to the store
 };
+
+// What a bus message says (controller/replication/replication.h tells who writes and who reads).
+namespace bus_kind {
+inline constexpr char kBundle[] = "bundle";    // a bundle was stored for the host: send the newest
+inline constexpr char kCommand[] = "command";  // a command was queued for the host: send the queued
+inline constexpr char kHello[] = "hello";      // agents' messages, for the leader's rollout engine
+inline constexpr char kAck[] = "ack";
+inline constexpr char kHealth[] = "health";
+}  // namespace bus_kind
 
 }  // namespace ipfleet::inventory

@@ -6,10 +6,13 @@
 // (rollout engine, resumed from the inventory when it takes over). Leadership is the store's
 // (a PostgreSQL advisory lock held by a connection: a dead leader's lock goes with its
 // connection, and a standby takes it within a second). What crosses replicas goes on the bus
-// table, batched every tick:
+// table (inventory::bus_kind):
 //   leader -> holder  "bundle"   a bundle was stored for a host whose session is elsewhere
 //   any    -> holder  "command"  a command was queued for such a host
+//     (both written in the transaction that stores the bundle or the command, NoticeToHolder,
+//      so a replica that dies right after cannot lose them)
 //   holder -> leader  "hello", "ack", "health"  what agents said, for the rollout engine
+//     (queued here and written every tick: an agent repeats them on its next session anyway)
 // Each replica reads every message after the last one it saw and acts on the ones that concern
 // it. The holder of a session is recorded per host (`ipfleet status` shows it).
 //
