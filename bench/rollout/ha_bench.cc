@@ -209,6 +209,14 @@ int Run(int hosts, int group, const std::string& workdir) {
   rl.rlim_cur = rl.rlim_max;
   setrlimit(RLIMIT_NOFILE, &rl);
   fs::path root = fs::path(workdir) / ("rollout-ha-bench-" + std::to_string(::getpid()));
+  // The data directories hold CA keys: gone however the run ends (after the controllers stopped).
+  struct RemoveOnExit {
+    fs::path dir;
+    ~RemoveOnExit() {
+      std::error_code ec;
+      fs::remove_all(dir, ec);
+    }
+  } cleanup{root};
   for (const char* d : {"sqlite", "c1", "c2"}) fs::create_directories(root / d);
   fs::permissions(root, fs::perms::owner_all);
   ca::ControllerInitOptions init;
@@ -311,8 +319,6 @@ int Run(int hosts, int group, const std::string& workdir) {
   stop_children();
   c2->process->Stop(SIGTERM);
   pg->reset();
-  std::error_code ec;
-  fs::remove_all(root, ec);
 
   std::printf("\n| %d agents | SQLite, 1 controller | PostgreSQL, 2 replicas |\n|---|---|---|\n", hosts);
   std::printf("| rollout, all acknowledged | %.2f s | %.2f s |\n", lite.all_acked_s, ha.all_acked_s);

@@ -5,6 +5,7 @@
 #include <absl/strings/str_cat.h>
 
 #include <algorithm>
+#include <unordered_map>
 #include <nlohmann/json.hpp>
 
 namespace ipfleet::inventory {
@@ -56,23 +57,31 @@ class SqlOps final : public Tx {
     return h;
   }
 
-  absl::Status LoadHostDetails(Host& h) {
+  // Addresses, DNS names and labels of `hosts` in two queries, whatever their number (one query
+  // per host made a 10,000-host listing 20,000 round trips to PostgreSQL). `only` limits the
+  // queries to one host.
+  absl::Status LoadHostDetails(std::vector<Host>& hosts, const std::string* only) {
+    std::unordered_map<std::string, Host*> by_name;
+    for (Host& h : hosts) by_name[h.name] = &h;
+    const char* where = only ? "WHERE host = ? " : "";
     {
-      IPFLEET_ASSIGN_OR_RETURN(auto s, c_.Prepare("SELECT kind, value FROM host_addresses "
-                                                 "WHERE host = ? ORDER BY kind, position"));
-      s->Bind(1, h.name);
+      IPFLEET_ASSIGN_OR_RETURN(auto s, c_.Prepare(absl::StrCat("SELECT host, kind, value FROM host_addresses ", where,
+                                                              "ORDER BY host, kind, position")));
+      if (only) s->Bind(1, *only);
       while (true) {
         IPFLEET_ASSIGN_OR_RETURN(bool row, s->Step());
         if (!row) break;
-        (s->Text(0) == "ip" ? h.addresses : h.dns_names).push_back(s->Text(1));
+        auto it = by_name.find(s->Text(0));
+        if (it != by_name.end()) (s->Text(1) == "ip" ? it->second->addresses : it->second->dns_names).push_back(s->Text(2));
       }
     }
-    IPFLEET_ASSIGN_OR_RETURN(auto s, c_.Prepare("SELECT key, value FROM host_labels WHERE host = ?"));
-    s->Bind(1, h.name);
+    IPFLEET_ASSIGN_OR_RETURN(auto s, c_.Prepare(absl::StrCat("SELECT host, key, value FROM host_labels ", where)));
+    if (only) s->Bind(1, *only);
     while (true) {
       IPFLEET_ASSIGN_OR_RETURN(bool row, s->Step());
       if (!row) break;
-      h.labels[s->Text(0)] = s->Text(1);
+      auto it = by_name.find(s->Text(0));
+      if (it != by_name.end()) it->second->labels[s->Text(1)] = s->Text(2);
     }
     return absl::OkStatus();
   }
@@ -87,8 +96,9 @@ class SqlOps final : public Tx {
       if (!row) return NotFound("host", name);
       h = HostFromRow(*s);
     }
-    IPFLEET_RETURN_IF_ERROR(LoadHostDetails(h));
-    return h;
+    std::vector<Host> one(1, std::move(h));
+    IPFLEET_RETURN_IF_ERROR(LoadHostDetails(one, &name));
+    return std::move(one.front());
   }
 
   absl::StatusOr<std::vector<Host>> ListHosts() override {
@@ -102,7 +112,9 @@ class SqlOps final : public Tx {
         hosts.push_back(HostFromRow(*s));
       }
     }
-    for (Host& h : hosts) IPFLEET_RETURN_IF_ERROR(LoadHostDetails(h));
+    IPFLEET_RETURN_IF_ERROR(LoadHostDetails(hosts, nullptr));
+    // Byte order, as SQLite sorts: PostgreSQL's ORDER BY follows the database's collation.
+    std::sort(hosts.begin(), hosts.end(), [](const Host& a, const Host& b) { return a.name < b.name; });
     return hosts;
   }
 
