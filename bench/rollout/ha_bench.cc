@@ -121,23 +121,10 @@ bool WaitAllConnected(Controller& c, int hosts, const char* what) {
   return n >= hosts;
 }
 
-std::string FleetYaml(int hosts, int group, int round) {
-  std::string yaml;
-  if (round > 1) {
-    yaml = "proposals:\n  default: {ike: {encryption: [" + std::string(round % 2 ? "aes128gcm16" : "aes256gcm16") +
-           "], prf: [prfsha256], dh_groups: [curve25519]}, esp: {encryption: [aes128gcm16]}}\n";
-  }
-  yaml += "meshes:\n";
-  for (int g = 0; g * group < hosts; ++g) {
-    yaml += "  - {name: g" + std::to_string(g) + ", select: {group: g" + std::to_string(g) + "}}\n";
-  }
-  return yaml;
-}
-
 // Applies generation `round` and starts its rollout through `c`; the rollout id, 0 on failure.
 uint64_t ApplyAndStart(Controller& c, int hosts, int group, int round) {
   v1::ApplyRequest ar;
-  ar.set_fleet_yaml(FleetYaml(hosts, group, round));
+  ar.set_fleet_yaml(MeshFleetYaml(hosts, group, round));
   v1::ApplyResponse aresp;
   grpc::Status gs = c.admin().Apply(Call(300).get(), ar, &aresp);
   if (!gs.ok()) {

@@ -255,14 +255,8 @@ int RunRollout(int hosts, int group, const std::string& workdir) {
   // every bundle) and rolls that out: peak RSS after several generations, not just the first.
   for (int round = 1; round <= g_rounds; ++round) {
     std::printf("round %d\n", round);
-    std::string yaml = "meshes:\n";
-    if (round > 1) {
-      yaml = "proposals:\n  default: {ike: {encryption: [" + std::string(round % 2 ? "aes128gcm16" : "aes256gcm16") +
-             "], prf: [prfsha256], dh_groups: [curve25519]}, esp: {encryption: [aes128gcm16]}}\n" + yaml;
-    }
-    for (int g = 0; g * group < hosts; ++g) yaml += "  - {name: g" + std::to_string(g) + ", select: {group: g" + std::to_string(g) + "}}\n";
     v1::ApplyRequest ar;
-    ar.set_fleet_yaml(yaml);
+    ar.set_fleet_yaml(MeshFleetYaml(hosts, group, round));
     v1::ApplyResponse aresp;
     auto t_apply = Clock::now();
     grpc::Status gs = admin->Apply(call(300).get(), ar, &aresp);

@@ -24,6 +24,19 @@ std::string HostName(int i) {
 }
 std::string HostAddress(int i) { return "10." + std::to_string(i / 65536 + 64) + "." + std::to_string(i / 256 % 256) + "." + std::to_string(i % 256); }
 
+std::string MeshFleetYaml(int hosts, int group, int round) {
+  std::string yaml;
+  if (round > 1) {
+    yaml = "proposals:\n  default: {ike: {encryption: [" + std::string(round % 2 ? "aes128gcm16" : "aes256gcm16") +
+           "], prf: [prfsha256], dh_groups: [curve25519]}, esp: {encryption: [aes128gcm16]}}\n";
+  }
+  yaml += "meshes:\n";
+  for (int g = 0; g * group < hosts; ++g) {
+    yaml += "  - {name: g" + std::to_string(g) + ", select: {group: g" + std::to_string(g) + "}}\n";
+  }
+  return yaml;
+}
+
 absl::Status MakeIdentities(const ca::CertificateAuthority& ca, int hosts, std::vector<Identity>* ids,
                             std::vector<inventory::Certificate>* certs) {
   for (int i = 0; i < hosts; ++i) {

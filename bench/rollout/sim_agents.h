@@ -33,6 +33,10 @@ inline double Load1() {
 std::string HostName(int i);
 std::string HostAddress(int i);
 
+// The benchmarks' fleet file: a full mesh within each group of `group` hosts (label group=gN).
+// Round 1 uses the default proposal; each later round changes it, so every bundle changes.
+std::string MeshFleetYaml(int hosts, int group, int round);
+
 struct Identity {
   std::string name;
   std::string key_pem;
