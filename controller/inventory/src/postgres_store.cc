@@ -61,7 +61,12 @@ class PostgresStore final : public SqlStore {
 
   void ReleaseLeadership() override {
     std::lock_guard lock(lease_mu_);
-    lease_.reset();  // closing the session releases its advisory locks
+    if (lease_ && PQstatus(lease_->raw()) == CONNECTION_OK) {
+      // Unlock explicitly: closing the connection alone frees the lock only once the server
+      // notices the disconnect, and another replica asking at once would still be refused.
+      (void)lease_->Exec("SELECT pg_advisory_unlock_all()");
+    }
+    lease_.reset();
   }
 
  protected:
