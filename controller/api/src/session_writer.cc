@@ -4,8 +4,8 @@
 
 namespace ipfleet::controller {
 
-SessionWriter::SessionWriter(inventory::Store& store, size_t max_batch)
-    : store_(store), max_batch_(max_batch), thread_([this] { Loop(); }) {}
+SessionWriter::SessionWriter(inventory::Store& store, size_t max_batch, std::chrono::milliseconds linger)
+    : store_(store), max_batch_(max_batch), linger_(linger), thread_([this] { Loop(); }) {}
 
 SessionWriter::~SessionWriter() {
   {
@@ -36,6 +36,7 @@ void SessionWriter::Loop() {
       std::unique_lock lock(mu_);
       cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });
       if (queue_.empty()) return;  // stop_ and drained
+      if (linger_.count() > 0) cv_.wait_for(lock, linger_, [&] { return stop_ || queue_.size() >= max_batch_; });
       while (!queue_.empty() && batch.size() < max_batch_) {
         batch.push_back(std::move(queue_.front()));
         queue_.pop_front();

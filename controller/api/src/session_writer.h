@@ -10,6 +10,7 @@
 // synchronous=FULL the whole batch shares one fsync).
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -33,7 +34,11 @@ class SessionWriter {
     std::function<void(const absl::Status&)> done;
   };
 
-  explicit SessionWriter(inventory::Store& store, size_t max_batch = 4096);
+  // `linger`: how long the writer waits for more messages before committing a batch. Zero for an
+  // embedded inventory, where a commit is cheap; a few milliseconds for a shared one, where each
+  // transaction costs round trips and the write lock all replicas share.
+  explicit SessionWriter(inventory::Store& store, size_t max_batch = 4096,
+                         std::chrono::milliseconds linger = std::chrono::milliseconds(0));
   ~SessionWriter();  // drains the queue, then stops
 
   void Submit(Item item);
@@ -46,6 +51,7 @@ class SessionWriter {
 
   inventory::Store& store_;
   const size_t max_batch_;
+  const std::chrono::milliseconds linger_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Item> queue_;

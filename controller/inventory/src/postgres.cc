@@ -14,6 +14,24 @@ std::string Trimmed(const char* message) {
   return s;
 }
 
+// libpq's parallel arrays of parameter pointers and lengths over our bound values.
+class Params {
+ public:
+  explicit Params(const std::vector<std::string>& v) : values_(v.size()), lengths_(v.size()) {
+    for (size_t i = 0; i < v.size(); ++i) {
+      values_[i] = v[i].data();
+      lengths_[i] = static_cast<int>(v[i].size());
+    }
+  }
+  int count() const { return static_cast<int>(values_.size()); }
+  const char* const* values() const { return values_.data(); }
+  const int* lengths() const { return lengths_.data(); }
+
+ private:
+  std::vector<const char*> values_;
+  std::vector<int> lengths_;
+};
+
 std::string Head(std::string_view sql) {
   return absl::StrCat(std::string(sql.substr(0, 60)), sql.size() > 60 ? "..." : "");
 }
@@ -82,14 +100,12 @@ Stmt& Stmt::BindBlob(int i, std::string_view v) {
 
 absl::StatusOr<bool> Stmt::Step() {
   if (!result_) {
-    std::vector<const char*> values(values_.size());
-    std::vector<int> lengths(values_.size());
-    for (size_t i = 0; i < values_.size(); ++i) {
-      values[i] = values_[i].data();
-      lengths[i] = static_cast<int>(values_[i].size());
-    }
-    result_.reset(PQexecParams(conn_.raw(), sql_.c_str(), static_cast<int>(values_.size()), nullptr, values.data(),
-                               lengths.data(), binary_.data(), 0));
+    IPFLEET_RETURN_IF_ERROR(conn_.Flush());
+    IPFLEET_ASSIGN_OR_RETURN(const std::string* name, conn_.PreparedName(sql_));
+    Params p(values_);
+    result_.reset(name ? PQexecPrepared(conn_.raw(), name->c_str(), p.count(), p.values(), p.lengths(), binary_.data(), 0)
+                       : PQexecParams(conn_.raw(), sql_.c_str(), p.count(), nullptr, p.values(), p.lengths(),
+                                      binary_.data(), 0));
     ExecStatusType st = result_ ? PQresultStatus(result_.get()) : PGRES_FATAL_ERROR;
     if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
       absl::Status err = conn_.Error(result_.get(), sql_);
@@ -102,6 +118,12 @@ absl::StatusOr<bool> Stmt::Step() {
   }
   ++row_;
   return row_ < PQntuples(result_.get());
+}
+
+absl::Status Stmt::Defer(absl::Status if_unchanged) {
+  if (conn_.deferring()) return conn_.Send(sql_, values_, binary_, std::move(if_unchanged));
+  IPFLEET_RETURN_IF_ERROR(Run());
+  return conn_.Changes() == 0 ? if_unchanged : absl::OkStatus();
 }
 
 int64_t Stmt::Int(int col) const {
@@ -139,13 +161,10 @@ absl::StatusOr<std::unique_ptr<Connection>> Connection::Open(const std::string& 
 
 absl::Status Connection::EnsureConnected() {
   if (PQstatus(conn_.get()) == CONNECTION_OK) return absl::OkStatus();
-  PQreset(conn_.get());
-  if (PQstatus(conn_.get()) != CONNECTION_OK) {
-    return absl::UnavailableError(absl::StrCat("inventory ", where_, " unreachable: ",
-                                               Trimmed(PQerrorMessage(conn_.get())),
-                                               "; the controller reconnects by itself"));
-  }
-  return absl::OkStatus();
+  deferred_.clear();  // their transaction died with the connection
+  deferring_ = false;
+  Reset();
+  return PQstatus(conn_.get()) == CONNECTION_OK ? absl::OkStatus() : Lost();
 }
 
 absl::StatusOr<std::unique_ptr<sql::Statement>> Connection::Prepare(const std::string& sql) {
@@ -153,10 +172,98 @@ absl::StatusOr<std::unique_ptr<sql::Statement>> Connection::Prepare(const std::s
 }
 
 absl::Status Connection::Exec(const std::string& sql) {
+  IPFLEET_RETURN_IF_ERROR(Flush());
   ResultPtr r(PQexec(conn_.get(), sql.c_str()));
   ExecStatusType st = r ? PQresultStatus(r.get()) : PGRES_FATAL_ERROR;
   if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) return Error(r.get(), sql);
   return absl::OkStatus();
+}
+
+absl::Status Connection::Send(const std::string& sql, const std::vector<std::string>& values,
+                              const std::vector<int>& binary, absl::Status if_unchanged) {
+  if (deferred_.size() >= kMaxDeferred || (!deferred_.empty() && !prepared_.count(sql))) {
+    IPFLEET_RETURN_IF_ERROR(Flush());  // a statement new to this session is prepared outside the pipeline
+  }
+  IPFLEET_ASSIGN_OR_RETURN(const std::string* name, PreparedName(sql));
+  if (deferred_.empty() && PQenterPipelineMode(conn_.get()) != 1) return Lost();
+  Params p(values);
+  int sent = name ? PQsendQueryPrepared(conn_.get(), name->c_str(), p.count(), p.values(), p.lengths(), binary.data(), 0)
+                  : PQsendQueryParams(conn_.get(), sql.c_str(), p.count(), nullptr, p.values(), p.lengths(),
+                                      binary.data(), 0);
+  if (sent != 1) {
+    absl::Status lost = Lost();
+    (void)Flush();  // collects what was sent before, so the connection leaves pipeline mode
+    return lost;
+  }
+  deferred_.push_back({sql, std::move(if_unchanged)});
+  return absl::OkStatus();
+}
+
+absl::Status Connection::Flush() {
+  if (deferred_.empty()) return absl::OkStatus();
+  std::vector<Deferred> sent;
+  sent.swap(deferred_);
+  if (PQpipelineSync(conn_.get()) != 1) return Lost();
+  absl::Status first;
+  size_t i = 0;  // the write whose answer comes next; each ends with a null result
+  bool synced = false;
+  // Bounded: each write yields one result and one null, the sync point one result.
+  for (size_t reads = 0; reads < 2 * sent.size() + 2 && !synced; ++reads) {
+    ResultPtr r(PQgetResult(conn_.get()));
+    if (!r) {
+      if (PQstatus(conn_.get()) != CONNECTION_OK) return Lost();
+      ++i;
+      continue;
+    }
+    const std::string& sql = i < sent.size() ? sent[i].sql : std::string();
+    switch (PQresultStatus(r.get())) {
+      case PGRES_PIPELINE_SYNC:
+        synced = true;
+        break;
+      case PGRES_PIPELINE_ABORTED:  // skipped: an earlier write of the pipeline failed
+        break;
+      case PGRES_COMMAND_OK:
+      case PGRES_TUPLES_OK:
+        if (first.ok() && i < sent.size() && !sent[i].if_unchanged.ok()) {
+          int64_t changed = 0;
+          (void)absl::SimpleAtoi(PQcmdTuples(r.get()), &changed);
+          if (changed == 0) first = sent[i].if_unchanged;
+        }
+        break;
+      default:
+        if (first.ok()) first = Error(r.get(), sql);
+        break;
+    }
+  }
+  if (!synced || PQexitPipelineMode(conn_.get()) != 1) {
+    if (PQstatus(conn_.get()) != CONNECTION_OK) return Lost();
+    // A protocol state we cannot continue from: a new session is the only clean state.
+    Reset();
+    return absl::InternalError(absl::StrCat("postgresql pipeline on ", where_, " ended out of step (",
+                                            Trimmed(PQerrorMessage(conn_.get())), "); the connection was reset"));
+  }
+  return first;
+}
+
+absl::StatusOr<const std::string*> Connection::PreparedName(const std::string& sql) {
+  auto it = prepared_.find(sql);
+  if (it != prepared_.end()) return &it->second;
+  if (prepared_.size() >= kMaxPrepared) return nullptr;  // parsed each time, as it was
+  std::string name = absl::StrCat("ipfleet_", prepared_.size() + 1);
+  ResultPtr r(PQprepare(conn_.get(), name.c_str(), sql.c_str(), 0, nullptr));
+  if (!r || PQresultStatus(r.get()) != PGRES_COMMAND_OK) return Error(r.get(), sql);
+  return &prepared_.emplace(sql, std::move(name)).first->second;
+}
+
+void Connection::Reset() {
+  prepared_.clear();  // they belonged to the server session that ends here
+  PQreset(conn_.get());
+}
+
+absl::Status Connection::Lost() {
+  deferred_.clear();
+  return absl::UnavailableError(absl::StrCat("inventory ", where_, " unreachable: ", Trimmed(PQerrorMessage(conn_.get())),
+                                             "; the controller reconnects by itself"));
 }
 
 absl::Status Connection::Error(const PGresult* result, std::string_view sql) {

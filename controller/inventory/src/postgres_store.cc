@@ -21,9 +21,14 @@ constexpr int64_t kLeaderLockKey = 0x1f1ee7'0002;
 
 class PostgresStore final : public SqlStore {
  public:
-  // `pg` is `conn`, typed: the base class owns the connection.
-  PostgresStore(std::unique_ptr<Connection> conn, Connection* pg, std::string conninfo, int schema)
-      : SqlStore(std::move(conn), Dialect{"c.seq"}, schema), pg_(pg), conninfo_(std::move(conninfo)),
+  // `pg` is `conn`, typed: the base class owns the connections (`reads` for reads outside
+  // transactions, so that they do not wait for the session writer's or a wave's transaction).
+  PostgresStore(std::unique_ptr<Connection> conn, Connection* pg, std::unique_ptr<Connection> reads,
+                std::string conninfo, int schema)
+      : SqlStore(std::move(conn), Dialect{"c.seq", "SELECT json_array_elements_text(CAST(? AS json))"}, schema,
+                 std::move(reads)),
+        pg_(pg),
+        conninfo_(std::move(conninfo)),
         where_(postgres::Redacted(conninfo_)) {}
   ~PostgresStore() override { ReleaseLeadership(); }
 
@@ -70,11 +75,18 @@ class PostgresStore final : public SqlStore {
   }
 
  protected:
-  absl::Status EnsureConnected() override { return pg_->EnsureConnected(); }
   absl::Status Begin() override {
-    return pg_->Exec(absl::StrCat("BEGIN; SELECT pg_advisory_xact_lock(", kWriteLockKey, ")"));
+    IPFLEET_RETURN_IF_ERROR(pg_->Exec(absl::StrCat("BEGIN; SELECT pg_advisory_xact_lock(", kWriteLockKey, ")")));
+    pg_->set_deferring(true);
+    return absl::OkStatus();
+  }
+  absl::Status Commit() override {
+    pg_->set_deferring(false);
+    return pg_->Exec("COMMIT");  // collects the deferred writes first: a failed one fails the commit
   }
   absl::Status Rollback() override {
+    pg_->set_deferring(false);
+    (void)pg_->Flush();  // answers still owed by the server; the transaction is abandoned anyway
     // After a lost connection there is nothing to roll back: the server already did.
     if (PQstatus(pg_->raw()) != CONNECTION_OK) return absl::OkStatus();
     return pg_->Exec("ROLLBACK");
@@ -138,8 +150,9 @@ bool IsPostgresSpec(const std::string& spec) {
 absl::StatusOr<std::unique_ptr<Store>> OpenPostgresStore(const std::string& conninfo) {
   IPFLEET_ASSIGN_OR_RETURN(std::unique_ptr<Connection> conn, Connection::Open(conninfo));
   IPFLEET_ASSIGN_OR_RETURN(int schema, Migrate(*conn));
+  IPFLEET_ASSIGN_OR_RETURN(std::unique_ptr<Connection> reads, Connection::Open(conninfo));
   Connection* pg = conn.get();
-  return std::unique_ptr<Store>(new PostgresStore(std::move(conn), pg, conninfo, schema));
+  return std::unique_ptr<Store>(new PostgresStore(std::move(conn), pg, std::move(reads), conninfo, schema));
 }
 
 }  // namespace ipfleet::inventory

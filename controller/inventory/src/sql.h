@@ -35,6 +35,13 @@ class Statement {
     return absl::OkStatus();
   }
 
+  // Runs a write whose rows are not needed, in the open transaction. A backend may send it
+  // without waiting for the answer (PostgreSQL pipelines it): its error, or `if_unchanged` when
+  // it changed no row, is then returned by a later call of the same transaction, by the commit
+  // at the latest, and the transaction rolls back as if the call itself had failed. Pass
+  // OkStatus() when changing no row is fine. Outside a transaction it runs at once.
+  virtual absl::Status Defer(absl::Status if_unchanged) = 0;
+
   virtual int64_t Int(int col) const = 0;
   uint64_t UInt(int col) const { return static_cast<uint64_t>(Int(col)); }
   bool Bool(int col) const { return Int(col) != 0; }
@@ -50,6 +57,8 @@ class Connection {
   virtual absl::Status Exec(const std::string& sql) = 0;
   // Rows changed by the last INSERT/UPDATE/DELETE.
   virtual int64_t Changes() = 0;
+  // Before every use: re-makes a connection to a server that went away; Unavailable while it cannot.
+  virtual absl::Status EnsureConnected() { return absl::OkStatus(); }
 };
 
 }  // namespace ipfleet::inventory::sql

@@ -121,18 +121,18 @@ class SqlOps final : public Tx {
   absl::Status WriteHostDetails(const Host& h) {
     {
       IPFLEET_ASSIGN_OR_RETURN(auto s, c_.Prepare("DELETE FROM host_addresses WHERE host = ?"));
-      IPFLEET_RETURN_IF_ERROR(s->Bind(1, h.name).Run());
+      IPFLEET_RETURN_IF_ERROR(s->Bind(1, h.name).Defer(absl::OkStatus()));
     }
     {
       IPFLEET_ASSIGN_OR_RETURN(auto s, c_.Prepare("DELETE FROM host_labels WHERE host = ?"));
-      IPFLEET_RETURN_IF_ERROR(s->Bind(1, h.name).Run());
+      IPFLEET_RETURN_IF_ERROR(s->Bind(1, h.name).Defer(absl::OkStatus()));
     }
     auto put_addr = [&](const char* kind, const std::vector<std::string>& values) -> absl::Status {
       for (size_t i = 0; i < values.size(); ++i) {
         IPFLEET_ASSIGN_OR_RETURN(auto s, c_.Prepare("INSERT INTO host_addresses (host, kind, "
                                                    "position, value) VALUES (?, ?, ?, ?)"));
         IPFLEET_RETURN_IF_ERROR(
-            s->Bind(1, h.name).Bind(2, kind).Bind(3, static_cast<int64_t>(i)).Bind(4, values[i]).Run());
+            s->Bind(1, h.name).Bind(2, kind).Bind(3, static_cast<int64_t>(i)).Bind(4, values[i]).Defer(absl::OkStatus()));
       }
       return absl::OkStatus();
     };
@@ -141,7 +141,7 @@ class SqlOps final : public Tx {
     for (const auto& [k, v] : h.labels) {
       IPFLEET_ASSIGN_OR_RETURN(
           auto s, c_.Prepare("INSERT INTO host_labels (host, key, value) VALUES (?, ?, ?)"));
-      IPFLEET_RETURN_IF_ERROR(s->Bind(1, h.name).Bind(2, k).Bind(3, v).Run());
+      IPFLEET_RETURN_IF_ERROR(s->Bind(1, h.name).Bind(2, k).Bind(3, v).Defer(absl::OkStatus()));
     }
     return absl::OkStatus();
   }
@@ -184,6 +184,48 @@ class SqlOps final : public Tx {
     return c_.Changes() > 0 ? absl::OkStatus() : NotFound(what, name);
   }
 
+  // The frequent writes (sessions, rollout waves) are deferred: on PostgreSQL a transaction of
+  // thousands of them is a few round trips, not thousands. NotFound (at commit at the latest)
+  // when `s` changed no row.
+  static absl::Status DeferChanging(Stmt& s, std::string_view what, std::string_view name) {
+    return s.Defer(NotFound(what, name));
+  }
+
+  // Writes `rows` (deferred) with statements of kRowsPerStatement rows each, the rest one by one:
+  // one parse and one execution for many rows (a 10,000-host mesh has 45,000 tunnels). `head`
+  // ends with "VALUES", `tail` follows the row list (an ON CONFLICT clause, or nothing);
+  // bind(stmt, first, row) binds the row's `columns` values at indexes first, first + 1, ...
+  template <typename Row, typename BindRow>
+  absl::Status WriteRows(const std::string& head, int columns, const std::string& tail, const std::vector<Row>& rows,
+                         BindRow bind) {
+    auto text = [&](size_t n) -> std::string {
+      std::string one = "(?";
+      for (int c = 1; c < columns; ++c) one += ", ?";
+      one += ")";
+      std::string sql = absl::StrCat(head, " ", one);
+      for (size_t r = 1; r < n; ++r) absl::StrAppend(&sql, ", ", one);
+      return absl::StrCat(sql, " ", tail);
+    };
+    size_t i = 0;
+    if (rows.size() >= kRowsPerStatement) {
+      const std::string many = text(kRowsPerStatement);
+      for (; i + kRowsPerStatement <= rows.size(); i += kRowsPerStatement) {
+        IPFLEET_ASSIGN_OR_RETURN(auto s, c_.Prepare(many));
+        for (size_t k = 0; k < kRowsPerStatement; ++k) bind(*s, static_cast<int>(k) * columns + 1, rows[i + k]);
+        IPFLEET_RETURN_IF_ERROR(s->Defer(absl::OkStatus()));
+      }
+    }
+    if (i == rows.size()) return absl::OkStatus();
+    const std::string single = text(1);
+    for (; i < rows.size(); ++i) {
+      IPFLEET_ASSIGN_OR_RETURN(auto s, c_.Prepare(single));
+      bind(*s, 1, rows[i]);
+      IPFLEET_RETURN_IF_ERROR(s->Defer(absl::OkStatus()));
+    }
+    return absl::OkStatus();
+  }
+  static constexpr size_t kRowsPerStatement = 64;
+
   absl::Status UpdateHost(const Host& h) override {
     IPFLEET_ASSIGN_OR_RETURN(Host existing, GetHost(h.name));
     (void)existing;
@@ -211,22 +253,19 @@ class SqlOps final : public Tx {
                            "ELSE ? END, agent_version = CASE WHEN ? = '' THEN agent_version ELSE ? END "
                            "WHERE name = ?"));
     s->Bind(1, last_seen).Bind(2, last_seen).Bind(3, agent_version).Bind(4, agent_version);
-    IPFLEET_RETURN_IF_ERROR(s->Bind(5, host).Run());
-    return ExpectChanged("host", host);
+    return DeferChanging(s->Bind(5, host), "host", host);
   }
 
   absl::Status SetAppliedBundleVersion(const std::string& host, uint64_t version) override {
     IPFLEET_ASSIGN_OR_RETURN(
         auto s, c_.Prepare("UPDATE hosts SET applied_bundle_version = ? WHERE name = ?"));
-    IPFLEET_RETURN_IF_ERROR(s->Bind(1, static_cast<int64_t>(version)).Bind(2, host).Run());
-    return ExpectChanged("host", host);
+    return DeferChanging(s->Bind(1, static_cast<int64_t>(version)).Bind(2, host), "host", host);
   }
 
   absl::Status SetDesiredBundleVersion(const std::string& host, uint64_t version) override {
     IPFLEET_ASSIGN_OR_RETURN(
         auto s, c_.Prepare("UPDATE hosts SET desired_bundle_version = ? WHERE name = ?"));
-    IPFLEET_RETURN_IF_ERROR(s->Bind(1, static_cast<int64_t>(version)).Bind(2, host).Run());
-    return ExpectChanged("host", host);
+    return DeferChanging(s->Bind(1, static_cast<int64_t>(version)).Bind(2, host), "host", host);
   }
 
   // ---- enrollment tokens ------------------------------------------------------------------
@@ -326,7 +365,7 @@ class SqlOps final : public Tx {
     s->Bind(1, c.serial).Bind(2, c.name).Bind(3, c.kind).Bind(4, c.not_before_unix);
     s->Bind(5, c.not_after_unix).Bind(6, ToJson(c.ip_addresses)).Bind(7, ToJson(c.dns_names));
     s->Bind(8, c.pem);
-    IPFLEET_RETURN_IF_ERROR(s->Run());
+    IPFLEET_RETURN_IF_ERROR(s->Defer(absl::OkStatus()));
     if (c.revoked) return RevokeCertificate(c.serial, c.revocation_reason, c.revoked_unix);
     return absl::OkStatus();
   }
@@ -335,7 +374,7 @@ class SqlOps final : public Tx {
                                  int64_t now) override {
     IPFLEET_ASSIGN_OR_RETURN(auto s, c_.Prepare("INSERT INTO revocations (serial, revoked_unix, reason) "
                                                "VALUES (?, ?, ?) ON CONFLICT (serial) DO NOTHING"));
-    return s->Bind(1, serial).Bind(2, now).Bind(3, reason).Run();
+    return s->Bind(1, serial).Bind(2, now).Bind(3, reason).Defer(absl::OkStatus());
   }
 
   // ---- health -----------------------------------------------------------------------------
@@ -376,22 +415,21 @@ class SqlOps final : public Tx {
   }
 
   absl::Status PutHealth(const HealthRecord& h) override {
+    // Inserted from the host's own row: nothing (NotFound) for an unknown host, where a foreign
+    // key failure would abort the transaction on PostgreSQL.
     IPFLEET_ASSIGN_OR_RETURN(
         auto s, c_.Prepare("INSERT INTO health (host, at_unix, bundle_version, tunnels_up, "
                            "tunnels_total, stale_sas, forced_renegotiations, report) "
-                           "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (host) DO UPDATE SET "
+                           "SELECT name, ?, ?, ?, ?, ?, ?, ? FROM hosts WHERE name = ? ON CONFLICT (host) DO UPDATE SET "
                            "at_unix = excluded.at_unix, bundle_version = excluded.bundle_version, "
                            "tunnels_up = excluded.tunnels_up, tunnels_total = excluded.tunnels_total, "
                            "stale_sas = excluded.stale_sas, forced_renegotiations = excluded.forced_renegotiations, "
                            "report = excluded.report"));
-    s->Bind(1, h.host).Bind(2, h.at_unix).Bind(3, static_cast<int64_t>(h.bundle_version));
-    s->Bind(4, static_cast<int64_t>(h.tunnels_up)).Bind(5, static_cast<int64_t>(h.tunnels_total));
-    s->Bind(6, static_cast<int64_t>(h.stale_sas));
-    s->Bind(7, static_cast<int64_t>(h.forced_renegotiations)).BindBlob(8, h.report);
-    // Checked first, not after a foreign key failure: PostgreSQL refuses every later query of a
-    // transaction in which a statement failed.
-    IPFLEET_RETURN_IF_ERROR(ExpectHost(h.host));
-    return s->Run();
+    s->Bind(1, h.at_unix).Bind(2, static_cast<int64_t>(h.bundle_version));
+    s->Bind(3, static_cast<int64_t>(h.tunnels_up)).Bind(4, static_cast<int64_t>(h.tunnels_total));
+    s->Bind(5, static_cast<int64_t>(h.stale_sas));
+    s->Bind(6, static_cast<int64_t>(h.forced_renegotiations)).BindBlob(7, h.report);
+    return DeferChanging(s->Bind(8, h.host), "host", h.host);
   }
 
   // ---- desired inventory and generations ---------------------------------------------------
@@ -459,23 +497,20 @@ class SqlOps final : public Tx {
     IPFLEET_RETURN_IF_ERROR(c_.Exec("DELETE FROM tunnels; DELETE FROM external_peers; DELETE FROM proposals;"));
     for (const auto& p : d.proposals) {
       IPFLEET_ASSIGN_OR_RETURN(auto s, c_.Prepare("INSERT INTO proposals (name, spec) VALUES (?, ?)"));
-      IPFLEET_RETURN_IF_ERROR(s->Bind(1, p.name).BindBlob(2, p.spec).Run());
+      IPFLEET_RETURN_IF_ERROR(s->Bind(1, p.name).BindBlob(2, p.spec).Defer(absl::OkStatus()));
     }
     for (const auto& p : d.external_peers) {
       IPFLEET_ASSIGN_OR_RETURN(auto s, c_.Prepare("INSERT INTO external_peers (name, address, identity, "
                                                  "auth, spec) VALUES (?, ?, ?, ?, ?)"));
       s->Bind(1, p.name).Bind(2, p.address).Bind(3, p.identity).Bind(4, static_cast<int64_t>(p.auth));
-      IPFLEET_RETURN_IF_ERROR(s->BindBlob(5, p.spec).Run());
+      IPFLEET_RETURN_IF_ERROR(s->BindBlob(5, p.spec).Defer(absl::OkStatus()));
     }
-    for (const auto& t : d.tunnels) {
-      IPFLEET_ASSIGN_OR_RETURN(
-          auto s, c_.Prepare("INSERT INTO tunnels (name, left_end, right_end, right_is_external, mode, "
-                             "auth, proposal, spec) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"));
-      s->Bind(1, t.name).Bind(2, t.left).Bind(3, t.right).BindBool(4, t.right_is_external);
-      s->Bind(5, static_cast<int64_t>(t.mode)).Bind(6, static_cast<int64_t>(t.auth));
-      IPFLEET_RETURN_IF_ERROR(s->Bind(7, t.proposal).BindBlob(8, t.spec).Run());
-    }
-    return absl::OkStatus();
+    return WriteRows("INSERT INTO tunnels (name, left_end, right_end, right_is_external, mode, auth, proposal, spec) "
+                     "VALUES", 8, "", d.tunnels, [](Stmt& s, int at, const TunnelRecord& t) {
+                       s.Bind(at, t.name).Bind(at + 1, t.left).Bind(at + 2, t.right).BindBool(at + 3, t.right_is_external);
+                       s.Bind(at + 4, static_cast<int64_t>(t.mode)).Bind(at + 5, static_cast<int64_t>(t.auth));
+                       s.Bind(at + 6, t.proposal).BindBlob(at + 7, t.spec);
+                     });
   }
 
   absl::StatusOr<uint64_t> AddGeneration(const Generation& g) override {
@@ -487,37 +522,66 @@ class SqlOps final : public Tx {
 
   // ---- bundles ----------------------------------------------------------------------------
   // The highest-version bundle of the host.
+  static BundleRecord BundleFromRow(const Stmt& s) {
+    return {s.Text(0), s.UInt(1), s.UInt(2), s.Int(3), s.Blob(4)};
+  }
+
   absl::StatusOr<BundleRecord> LatestBundle(const std::string& host) override {
     IPFLEET_ASSIGN_OR_RETURN(auto s, c_.Prepare("SELECT host, version, generation, created_unix, signed_bundle "
                                                "FROM bundles WHERE host = ? ORDER BY version DESC LIMIT 1"));
     s->Bind(1, host);
     IPFLEET_ASSIGN_OR_RETURN(bool row, s->Step());
     if (!row) return NotFound("bundle of host", host);
-    BundleRecord b;
-    b.host = s->Text(0);
-    b.version = s->UInt(1);
-    b.generation = s->UInt(2);
-    b.created_unix = s->Int(3);
-    b.signed_bundle = s->Blob(4);
-    return b;
+    return BundleFromRow(*s);
+  }
+
+  absl::StatusOr<std::vector<BundleRecord>> LatestBundles(const std::vector<std::string>& hosts) override {
+    IPFLEET_ASSIGN_OR_RETURN(
+        auto s, c_.Prepare(absl::StrCat("SELECT b.host, b.version, b.generation, b.created_unix, b.signed_bundle "
+                                        "FROM bundles b WHERE b.host IN (", dialect_.strings_of_json_array, ") AND "
+                                        "b.version = (SELECT max(version) FROM bundles WHERE host = b.host)")));
+    s->Bind(1, ToJson(hosts));
+    std::vector<BundleRecord> out;
+    while (true) {
+      IPFLEET_ASSIGN_OR_RETURN(bool row, s->Step());
+      if (!row) break;
+      out.push_back(BundleFromRow(*s));
+    }
+    return out;
   }
 
   absl::StatusOr<uint64_t> NextBundleVersion(const std::string& host) override {
+    IPFLEET_ASSIGN_OR_RETURN(std::vector<uint64_t> one, NextBundleVersions({host}));
+    return one.front();
+  }
+
+  absl::StatusOr<std::vector<uint64_t>> NextBundleVersions(const std::vector<std::string>& hosts) override {
     IPFLEET_ASSIGN_OR_RETURN(
-        auto s, c_.Prepare("SELECT h.applied_bundle_version, h.desired_bundle_version, "
-                           "coalesce((SELECT max(version) FROM bundles WHERE host = h.name), 0) "
-                           "FROM hosts h WHERE h.name = ?"));
-    s->Bind(1, host);
-    IPFLEET_ASSIGN_OR_RETURN(bool row, s->Step());
-    if (!row) return NotFound("host", host);
-    return std::max({s->UInt(0), s->UInt(1), s->UInt(2)}) + 1;
+        auto s, c_.Prepare(absl::StrCat("SELECT h.name, h.applied_bundle_version, h.desired_bundle_version, "
+                                        "coalesce((SELECT max(version) FROM bundles WHERE host = h.name), 0) "
+                                        "FROM hosts h WHERE h.name IN (", dialect_.strings_of_json_array, ")")));
+    s->Bind(1, ToJson(hosts));
+    std::unordered_map<std::string, uint64_t> next;
+    while (true) {
+      IPFLEET_ASSIGN_OR_RETURN(bool row, s->Step());
+      if (!row) break;
+      next[s->Text(0)] = std::max({s->UInt(1), s->UInt(2), s->UInt(3)}) + 1;
+    }
+    std::vector<uint64_t> out;
+    out.reserve(hosts.size());
+    for (const std::string& h : hosts) {
+      auto it = next.find(h);
+      if (it == next.end()) return NotFound("host", h);
+      out.push_back(it->second);
+    }
+    return out;
   }
 
   absl::Status PutBundle(const BundleRecord& b) override {
     IPFLEET_ASSIGN_OR_RETURN(auto s, c_.Prepare("INSERT INTO bundles (host, version, generation, "
                                                "created_unix, signed_bundle) VALUES (?, ?, ?, ?, ?)"));
     s->Bind(1, b.host).Bind(2, static_cast<int64_t>(b.version)).Bind(3, static_cast<int64_t>(b.generation));
-    return s->Bind(4, b.created_unix).BindBlob(5, b.signed_bundle).Run();
+    return s->Bind(4, b.created_unix).BindBlob(5, b.signed_bundle).Defer(absl::OkStatus());
   }
 
   // ---- rollouts ---------------------------------------------------------------------------
@@ -585,7 +649,7 @@ class SqlOps final : public Tx {
     s->Bind(5, static_cast<int64_t>(r.canary_percent)).Bind(6, static_cast<int64_t>(r.wave_size));
     s->Bind(7, static_cast<int64_t>(r.wave_timeout_seconds)).Bind(8, r.started_unix);
     IPFLEET_ASSIGN_OR_RETURN(uint64_t id, InsertedId(s->Bind(9, r.finished_unix).Bind(10, r.error)));
-    for (const RolloutHost& h : r.hosts) IPFLEET_RETURN_IF_ERROR(PutRolloutHost(id, h));
+    IPFLEET_RETURN_IF_ERROR(PutRolloutHosts(id, r.hosts));
     return id;
   }
 
@@ -594,19 +658,22 @@ class SqlOps final : public Tx {
                                                "finished_unix = ?, error = ? WHERE id = ?"));
     s->Bind(1, static_cast<int64_t>(r.state)).Bind(2, static_cast<int64_t>(r.current_wave));
     s->Bind(3, static_cast<int64_t>(r.waves)).Bind(4, r.finished_unix).Bind(5, r.error);
-    IPFLEET_RETURN_IF_ERROR(s->Bind(6, static_cast<int64_t>(r.id)).Run());
-    return ExpectChanged("rollout", std::to_string(r.id));
+    return DeferChanging(s->Bind(6, static_cast<int64_t>(r.id)), "rollout", std::to_string(r.id));
   }
 
   absl::Status PutRolloutHost(uint64_t rollout_id, const RolloutHost& h) override {
-    IPFLEET_ASSIGN_OR_RETURN(
-        auto s, c_.Prepare("INSERT INTO rollout_hosts (rollout_id, host, wave, version, state, error, "
-                           "updated_unix) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (rollout_id, host) DO UPDATE SET "
-                           "wave = excluded.wave, version = excluded.version, state = excluded.state, "
-                           "error = excluded.error, updated_unix = excluded.updated_unix"));
-    s->Bind(1, static_cast<int64_t>(rollout_id)).Bind(2, h.host).Bind(3, static_cast<int64_t>(h.wave));
-    s->Bind(4, static_cast<int64_t>(h.version)).Bind(5, static_cast<int64_t>(h.state));
-    return s->Bind(6, h.error).Bind(7, h.updated_unix).Run();
+    return PutRolloutHosts(rollout_id, {h});
+  }
+
+  absl::Status PutRolloutHosts(uint64_t rollout_id, const std::vector<RolloutHost>& hosts) override {
+    return WriteRows("INSERT INTO rollout_hosts (rollout_id, host, wave, version, state, error, updated_unix) VALUES",
+                     7, "ON CONFLICT (rollout_id, host) DO UPDATE SET wave = excluded.wave, version = excluded.version, "
+                     "state = excluded.state, error = excluded.error, updated_unix = excluded.updated_unix",
+                     hosts, [rollout_id](Stmt& s, int at, const RolloutHost& h) {
+                       s.Bind(at, static_cast<int64_t>(rollout_id)).Bind(at + 1, h.host);
+                       s.Bind(at + 2, static_cast<int64_t>(h.wave)).Bind(at + 3, static_cast<int64_t>(h.version));
+                       s.Bind(at + 4, static_cast<int64_t>(h.state)).Bind(at + 5, h.error).Bind(at + 6, h.updated_unix);
+                     });
   }
 
   // ---- commands ---------------------------------------------------------------------------
@@ -673,8 +740,7 @@ class SqlOps final : public Tx {
     IPFLEET_ASSIGN_OR_RETURN(auto s, c_.Prepare("UPDATE commands SET state = ?, delivered_unix = ?, "
                                                "finished_unix = ?, result = ? WHERE id = ?"));
     s->Bind(1, static_cast<int64_t>(c.state)).Bind(2, c.delivered_unix).Bind(3, c.finished_unix);
-    IPFLEET_RETURN_IF_ERROR(s->BindBlob(4, c.result).Bind(5, static_cast<int64_t>(c.id)).Run());
-    return ExpectChanged("command", std::to_string(c.id));
+    return DeferChanging(s->BindBlob(4, c.result).Bind(5, static_cast<int64_t>(c.id)), "command", std::to_string(c.id));
   }
 
   // ---- audit ------------------------------------------------------------------------------
@@ -682,7 +748,7 @@ class SqlOps final : public Tx {
     IPFLEET_ASSIGN_OR_RETURN(auto s, c_.Prepare("INSERT INTO audit_log (at_unix, actor, action, target, "
                                                "detail, ok) VALUES (?, ?, ?, ?, ?, ?)"));
     s->Bind(1, e.at_unix).Bind(2, e.actor).Bind(3, e.action).Bind(4, e.target).Bind(5, e.detail);
-    return s->BindBool(6, e.ok).Run();
+    return s->BindBool(6, e.ok).Defer(absl::OkStatus());
   }
 
   absl::StatusOr<std::vector<AuditEntry>> ListAudit(size_t limit) override {
@@ -727,13 +793,12 @@ class SqlOps final : public Tx {
 
   absl::Status SetHostReplica(const std::string& host, const std::string& replica) override {
     IPFLEET_ASSIGN_OR_RETURN(auto s, c_.Prepare("UPDATE hosts SET replica = ? WHERE name = ?"));
-    IPFLEET_RETURN_IF_ERROR(s->Bind(1, replica).Bind(2, host).Run());
-    return ExpectChanged("host", host);
+    return s->Bind(1, replica).Bind(2, host).Defer(absl::OkStatus());  // a host removed meanwhile: nothing
   }
 
   absl::Status ReleaseHostReplica(const std::string& host, const std::string& replica) override {
     IPFLEET_ASSIGN_OR_RETURN(auto s, c_.Prepare("UPDATE hosts SET replica = '' WHERE name = ? AND replica = ?"));
-    return s->Bind(1, host).Bind(2, replica).Run();
+    return s->Bind(1, host).Bind(2, replica).Defer(absl::OkStatus());
   }
 
   absl::Status ClearHostsOfReplica(const std::string& replica) override {
@@ -760,11 +825,11 @@ class SqlOps final : public Tx {
     return row ? s->UInt(0) : 0;
   }
 
-  absl::StatusOr<uint64_t> AppendBus(const BusMessage& m) override {
+  absl::Status AppendBus(const BusMessage& m) override {
     IPFLEET_ASSIGN_OR_RETURN(auto s, c_.Prepare("INSERT INTO bus (at_unix, origin, host, kind, payload) "
-                                               "VALUES (?, ?, ?, ?, ?) RETURNING seq"));
+                                               "VALUES (?, ?, ?, ?, ?)"));
     s->Bind(1, m.at_unix).Bind(2, m.origin).Bind(3, m.host).Bind(4, m.kind).BindBlob(5, m.payload);
-    return InsertedId(*s);
+    return s->Defer(absl::OkStatus());
   }
 
   absl::Status PruneBus(int64_t before_unix) override {

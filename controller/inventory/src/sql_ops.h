@@ -13,6 +13,9 @@ namespace ipfleet::inventory {
 struct Dialect {
   // Breaks ties between certificates with the same not_before: insertion order, newest first.
   std::string cert_insertion_order;  // "c.rowid" (SQLite), "c.seq" (PostgreSQL)
+  // A subquery of the strings of the JSON array bound to its one parameter, for `IN (...)`
+  // over many names in one statement.
+  std::string strings_of_json_array;
 };
 
 // Every Reader and Tx operation on `connection`; the caller serialises access to it and opens

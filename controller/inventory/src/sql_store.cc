@@ -6,10 +6,10 @@ namespace ipfleet::inventory {
 
 absl::Status SqlStore::Transact(absl::FunctionRef<absl::Status(Tx&)> fn) {
   TransactionTimer timer(on_transaction_);
-  std::lock_guard<std::mutex> lock(mu_);
-  IPFLEET_RETURN_IF_ERROR(EnsureConnected());
+  std::lock_guard<std::mutex> lock(writes_.mu);
+  IPFLEET_RETURN_IF_ERROR(writes_.conn->EnsureConnected());
   IPFLEET_RETURN_IF_ERROR(Begin());
-  absl::Status st = fn(*ops_);
+  absl::Status st = fn(*writes_.ops);
   if (st.ok()) {
     st = Commit();
     if (st.ok()) {
@@ -23,9 +23,9 @@ absl::Status SqlStore::Transact(absl::FunctionRef<absl::Status(Tx&)> fn) {
 }
 
 absl::Status SqlStore::Ping() {
-  std::lock_guard<std::mutex> lock(mu_);
-  IPFLEET_RETURN_IF_ERROR(EnsureConnected());
-  IPFLEET_ASSIGN_OR_RETURN(auto s, conn_->Prepare("SELECT 1"));
+  std::lock_guard<std::mutex> lock(writes_.mu);
+  IPFLEET_RETURN_IF_ERROR(writes_.conn->EnsureConnected());
+  IPFLEET_ASSIGN_OR_RETURN(auto s, writes_.conn->Prepare("SELECT 1"));
   return s->Run();
 }
 

@@ -1,6 +1,6 @@
-// The part of a Store that is the same for SQLite and PostgreSQL: one connection guarded by a
-// mutex, reads on it, writes in Transact between the backend's begin/commit/rollback. A backend
-// supplies those three, a readiness check run before every use (reconnect), and its identity.
+// The part of a Store that is the same for SQLite and PostgreSQL: a connection guarded by a mutex
+// for writes (in Transact, between the backend's begin/commit/rollback) and reads, or a second one
+// for reads outside transactions. A backend supplies begin/commit/rollback and its identity.
 #pragma once
 
 #include <memory>
@@ -15,14 +15,20 @@ namespace ipfleet::inventory {
 
 class SqlStore : public Store {
  public:
-  SqlStore(std::unique_ptr<sql::Connection> conn, Dialect dialect, int schema)
-      : conn_(std::move(conn)), ops_(NewSqlOps(*conn_, std::move(dialect))), schema_(schema) {}
+  // `reads`, when given, serves the reads outside transactions, so that they do not queue behind
+  // a write transaction's round trips (PostgreSQL); without it they share `conn` (SQLite).
+  SqlStore(std::unique_ptr<sql::Connection> conn, const Dialect& dialect, int schema,
+           std::unique_ptr<sql::Connection> reads = nullptr)
+      : writes_(std::move(conn), dialect), schema_(schema) {
+    if (reads) own_reads_ = std::make_unique<Session>(std::move(reads), dialect);
+    reads_ = own_reads_ ? own_reads_.get() : &writes_;
+  }
 
-#define IPFLEET_LOCKED_READ(sig, call)              \
-  sig override {                                    \
-    std::lock_guard<std::mutex> lock(mu_);          \
-    IPFLEET_RETURN_IF_ERROR(EnsureConnected());     \
-    return ops_->call;                              \
+#define IPFLEET_LOCKED_READ(sig, call)                             \
+  sig override {                                                   \
+    std::lock_guard<std::mutex> lock(reads_->mu);                  \
+    IPFLEET_RETURN_IF_ERROR(reads_->conn->EnsureConnected());      \
+    return reads_->ops->call;                                      \
   }
   IPFLEET_LOCKED_READ(absl::StatusOr<Host> GetHost(const std::string& n), GetHost(n))
   IPFLEET_LOCKED_READ(absl::StatusOr<std::vector<Host>> ListHosts(), ListHosts())
@@ -38,6 +44,8 @@ class SqlStore : public Store {
   IPFLEET_LOCKED_READ(absl::StatusOr<Generation> GetGeneration(uint64_t id), GetGeneration(id))
   IPFLEET_LOCKED_READ(absl::StatusOr<DesiredInventory> GetDesired(), GetDesired())
   IPFLEET_LOCKED_READ(absl::StatusOr<BundleRecord> LatestBundle(const std::string& h), LatestBundle(h))
+  IPFLEET_LOCKED_READ(absl::StatusOr<std::vector<BundleRecord>> LatestBundles(const std::vector<std::string>& h),
+                      LatestBundles(h))
   IPFLEET_LOCKED_READ(absl::StatusOr<Rollout> GetRollout(uint64_t id), GetRollout(id))
   IPFLEET_LOCKED_READ(absl::StatusOr<Rollout> LatestRollout(), LatestRollout())
   IPFLEET_LOCKED_READ(absl::StatusOr<CommandRecord> GetCommand(uint64_t id), GetCommand(id))
@@ -57,18 +65,24 @@ class SqlStore : public Store {
   absl::Status Ping() override;
 
  protected:
-  // With mu_ held. Reconnects a backend whose connection was lost; Unavailable when it cannot.
-  virtual absl::Status EnsureConnected() { return absl::OkStatus(); }
+  // On the write connection, with its mutex held.
   virtual absl::Status Begin() = 0;
-  virtual absl::Status Commit() { return conn_->Exec("COMMIT"); }
-  virtual absl::Status Rollback() { return conn_->Exec("ROLLBACK"); }
+  virtual absl::Status Commit() { return connection().Exec("COMMIT"); }
+  virtual absl::Status Rollback() { return connection().Exec("ROLLBACK"); }
 
-  sql::Connection& connection() { return *conn_; }
+  sql::Connection& connection() { return *writes_.conn; }
 
  private:
-  std::mutex mu_;
-  std::unique_ptr<sql::Connection> conn_;
-  std::unique_ptr<Tx> ops_;
+  struct Session {
+    Session(std::unique_ptr<sql::Connection> c, const Dialect& dialect)
+        : conn(std::move(c)), ops(NewSqlOps(*conn, dialect)) {}
+    std::mutex mu;
+    std::unique_ptr<sql::Connection> conn;
+    std::unique_ptr<Tx> ops;
+  };
+  Session writes_;
+  std::unique_ptr<Session> own_reads_;
+  Session* reads_;
   int schema_;
   TransactionObserver on_transaction_;
 };

@@ -63,6 +63,11 @@ absl::StatusOr<bool> Stmt::Step() {
   return Error(db_, "sqlite3_step", sqlite3_sql(stmt_));
 }
 
+absl::Status Stmt::Defer(absl::Status if_unchanged) {
+  IPFLEET_RETURN_IF_ERROR(Run());
+  return sqlite3_changes(db_) == 0 ? if_unchanged : absl::OkStatus();
+}
+
 std::string Stmt::Text(int col) const {
   const unsigned char* p = sqlite3_column_text(stmt_, col);
   int n = sqlite3_column_bytes(stmt_, col);

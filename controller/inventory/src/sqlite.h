@@ -44,6 +44,8 @@ class Stmt final : public sql::Statement {
 
   // Advances; true when a row is ready, false when done, error otherwise.
   absl::StatusOr<bool> Step() override;
+  // Runs at once: an embedded database has no round trip to save.
+  absl::Status Defer(absl::Status if_unchanged) override;
 
   int64_t Int(int col) const override { return sqlite3_column_int64(stmt_, col); }
   std::string Text(int col) const override;

@@ -22,7 +22,7 @@ using sqlite::Connection;
 class SqliteStore final : public SqlStore {
  public:
   SqliteStore(std::unique_ptr<Connection> conn, std::filesystem::path path, int schema)
-      : SqlStore(std::move(conn), Dialect{"c.rowid"}, schema), path_(std::move(path)) {}
+      : SqlStore(std::move(conn), Dialect{"c.rowid", "SELECT value FROM json_each(?)"}, schema), path_(std::move(path)) {}
 
   bool Shared() const override { return false; }
   // The data directory's lock already makes this the only controller on the inventory.

@@ -137,11 +137,10 @@ void Replication::Flush() {
   if (out.empty() && holders.empty()) return;
   absl::Status st = ctx_.store->Transact([&](inventory::Tx& tx) -> absl::Status {
     for (const auto& [host, replica] : holders) {
-      absl::Status s = replica.empty() ? tx.ReleaseHostReplica(host, options_.replica_id)
-                                       : tx.SetHostReplica(host, replica);
-      if (!s.ok() && !absl::IsNotFound(s)) return s;  // a host removed meanwhile is fine
+      IPFLEET_RETURN_IF_ERROR(replica.empty() ? tx.ReleaseHostReplica(host, options_.replica_id)
+                                              : tx.SetHostReplica(host, replica));
     }
-    for (const auto& m : out) IPFLEET_RETURN_IF_ERROR(tx.AppendBus(m).status());
+    for (const auto& m : out) IPFLEET_RETURN_IF_ERROR(tx.AppendBus(m));
     return absl::OkStatus();
   });
   if (st.ok()) return;
@@ -158,20 +157,22 @@ void Replication::ReadBus() {
   for (int page = 0; page < 100; ++page) {  // bounded: at most 100,000 messages per tick
     absl::StatusOr<std::vector<inventory::BusMessage>> batch = ctx_.store->ReadBus(last_seq_, kBusPage);
     if (!batch.ok()) return;  // readiness reports the outage
+    std::vector<std::string> bundles;  // hosts here with a new stored bundle: read in one query
     for (const inventory::BusMessage& m : *batch) {
       last_seq_ = m.seq;
-      if (m.origin != options_.replica_id) Apply(m);
+      if (m.origin != options_.replica_id) Apply(m, &bundles);
     }
+    if (fleet_ && !bundles.empty()) fleet_->SendStoredBundles(bundles);
     if (batch->size() < kBusPage) return;
   }
 }
 
-void Replication::Apply(const inventory::BusMessage& m) {
+void Replication::Apply(const inventory::BusMessage& m, std::vector<std::string>* bundles) {
   SessionRegistry& sessions = *ctx_.sessions;
   if (m.kind == inventory::bus_kind::kBundle || m.kind == inventory::bus_kind::kCommand) {
     if (!fleet_ || !sessions.IsConnected(m.host)) return;  // not ours
     if (m.kind == inventory::bus_kind::kBundle) {
-      fleet_->SendStoredBundle(m.host);
+      bundles->push_back(m.host);
     } else {
       fleet_->SendQueuedCommands(m.host);
     }

@@ -286,11 +286,9 @@ absl::Status Engine::StartWave(std::vector<std::pair<std::string, v1::Controller
     spdlog::info("event=rollout_wave_started id={} generation={} wave={}/{} hosts={}", run_->meta.id,
                  run_->meta.generation, wave_no + 1, run_->meta.waves, pending);
   }
-  std::vector<uint64_t> versions(chunk_hosts.size());
+  std::vector<uint64_t> versions;
   IPFLEET_RETURN_IF_ERROR(ctx_.store->Transact([&](inventory::Tx& tx) -> absl::Status {
-    for (size_t i = 0; i < chunk_hosts.size(); ++i) {
-      IPFLEET_ASSIGN_OR_RETURN(versions[i], tx.NextBundleVersion(chunk_hosts[i]));
-    }
+    IPFLEET_ASSIGN_OR_RETURN(versions, tx.NextBundleVersions(chunk_hosts));
     return absl::OkStatus();
   }));
   // Signed at wave start, not at rollout start: a host in a later wave keeps its current bundle
@@ -301,14 +299,16 @@ absl::Status Engine::StartWave(std::vector<std::pair<std::string, v1::Controller
   for (size_t i = 0; i < chunk_hosts.size(); ++i) {
     records.push_back({chunk_hosts[i], versions[i], run_->meta.generation, now, signed_bundles[i].SerializeAsString()});
   }
+  std::vector<inventory::RolloutHost> sent;
+  sent.reserve(records.size());
+  for (const auto& rec : records) sent.push_back({rec.host, wave_no, rec.version, HostRolloutState::kSent, "", now});
   IPFLEET_RETURN_IF_ERROR(ctx_.store->Transact([&](inventory::Tx& tx) -> absl::Status {
     for (const auto& rec : records) {
       IPFLEET_RETURN_IF_ERROR(tx.PutBundle(rec));
       IPFLEET_RETURN_IF_ERROR(tx.SetDesiredBundleVersion(rec.host, rec.version));
-      inventory::RolloutHost rh{rec.host, wave_no, rec.version, HostRolloutState::kSent, "", now};
-      IPFLEET_RETURN_IF_ERROR(tx.PutRolloutHost(run_->meta.id, rh));
       IPFLEET_RETURN_IF_ERROR(controller::NoticeToHolder(ctx_, tx, rec.host, inventory::bus_kind::kBundle));
     }
+    IPFLEET_RETURN_IF_ERROR(tx.PutRolloutHosts(run_->meta.id, sent));
     return tx.UpdateRollout(run_->meta);
   }));
   records.clear();
@@ -376,7 +376,7 @@ absl::Status Engine::Persist() {
   }
   if (dirty.empty() && !run_->meta_dirty) return absl::OkStatus();
   IPFLEET_RETURN_IF_ERROR(ctx_.store->Transact([&](inventory::Tx& tx) -> absl::Status {
-    for (const auto& h : dirty) IPFLEET_RETURN_IF_ERROR(tx.PutRolloutHost(run_->meta.id, h));
+    IPFLEET_RETURN_IF_ERROR(tx.PutRolloutHosts(run_->meta.id, dirty));
     if (run_->meta_dirty) IPFLEET_RETURN_IF_ERROR(tx.UpdateRollout(run_->meta));
     return absl::OkStatus();
   }));
@@ -520,23 +520,34 @@ void Engine::OnHello(const std::string& host, const v1::Hello& hello) {
   SendNewestBundle(host, hello.bundle_version(), "hello");
 }
 
-void Engine::SendStoredBundle(const std::string& host) {
-  uint64_t have = 0;
-  {
-    std::lock_guard lock(mu_);
-    auto it = applied_.find(host);
-    if (it != applied_.end()) have = it->second;
+void Engine::SendStoredBundles(const std::vector<std::string>& hosts) {
+  absl::StatusOr<std::vector<inventory::BundleRecord>> latest = ctx_.store->LatestBundles(hosts);
+  if (!latest.ok()) {
+    spdlog::warn("event=stored_bundles_unread hosts={} error=\"{}\"", hosts.size(), std::string(latest.status().message()));
+    return;
   }
-  SendNewestBundle(host, have, "replica");
+  for (inventory::BundleRecord& b : *latest) {
+    uint64_t have = 0;
+    {
+      std::lock_guard lock(mu_);
+      auto it = applied_.find(b.host);
+      if (it != applied_.end()) have = it->second;
+    }
+    PushBundle(std::move(b), have, "replica");
+  }
 }
 
 void Engine::SendNewestBundle(const std::string& host, uint64_t have, const char* why) {
   absl::StatusOr<inventory::BundleRecord> latest = ctx_.store->LatestBundle(host);
-  if (!latest.ok() || latest->version <= have) return;
+  if (latest.ok()) PushBundle(std::move(*latest), have, why);
+}
+
+void Engine::PushBundle(inventory::BundleRecord stored, uint64_t have, const char* why) {
+  if (stored.version <= have) return;
   v1::ControllerMessage msg;
-  if (!msg.mutable_bundle()->ParseFromString(latest->signed_bundle)) return;
-  spdlog::info("event=bundle_sent host={} version={} had={} on={}", host, latest->version, have, why);
-  ctx_.sessions->Push(host, std::move(msg));
+  if (!msg.mutable_bundle()->ParseFromString(stored.signed_bundle)) return;
+  spdlog::info("event=bundle_sent host={} version={} had={} on={}", stored.host, stored.version, have, why);
+  ctx_.sessions->Push(stored.host, std::move(msg));
 }
 
 void Engine::OnAck(const std::string& host, const v1::BundleAck& ack) {

@@ -76,7 +76,7 @@ class FleetModuleImpl final : public controller::FleetModule {
     commands_.Stop();
     engine_.Stop();
   }
-  void SendStoredBundle(const std::string& host) override { engine_.SendStoredBundle(host); }
+  void SendStoredBundles(const std::vector<std::string>& hosts) override { engine_.SendStoredBundles(hosts); }
   void SendQueuedCommands(const std::string& host) override { commands_.SendQueued(host); }
 
   grpc::Status Apply(grpc::ServerContext*, const v1::ApplyRequest& req, v1::ApplyResponse* resp) override {

@@ -69,9 +69,9 @@ class Engine {
   void OnHello(const std::string& host, const v1::Hello& hello);
   void OnAck(const std::string& host, const v1::BundleAck& ack);
   void OnHealth(const std::string& host, const v1::HealthReport& report);
-  // The leader (another replica) stored a bundle for a host whose session is here: send the
-  // newest stored bundle the host has not acknowledged.
-  void SendStoredBundle(const std::string& host);
+  // The leader (another replica) stored bundles for hosts whose sessions are here: send each the
+  // newest stored bundle it has not acknowledged (read in one query for all of them).
+  void SendStoredBundles(const std::vector<std::string>& hosts);
 
  private:
   struct HostRun {
@@ -105,6 +105,8 @@ class Engine {
   void Loop();
   // Pushes the host's newest stored bundle on its session here when it is newer than `have`.
   void SendNewestBundle(const std::string& host, uint64_t have, const char* why);
+  // Sends `stored` unless the host has acknowledged that version (or a newer one) already.
+  void PushBundle(inventory::BundleRecord stored, uint64_t have, const char* why);
   // With mu_ held: evaluates the current wave, advances or halts. Returns pushes to do unlocked.
   void Step(std::vector<std::pair<std::string, v1::ControllerMessage>>* pushes);
   // Signs, stores and queues the next chunk of the current wave's pending hosts.

@@ -60,7 +60,7 @@ class FleetModule {
 
   // On every replica, leader or not: the leader stored a bundle, or a replica queued a command,
   // for a host whose session this replica holds; send it what the inventory has for it.
-  virtual void SendStoredBundle(const std::string&) {}
+  virtual void SendStoredBundles(const std::vector<std::string>&) {}
   virtual void SendQueuedCommands(const std::string&) {}
 
   static grpc::Status Missing(const char* rpc) {

@@ -63,6 +63,8 @@ class Reader {
   // Bundles
   // The highest-version bundle of the host; NotFound if none.
   virtual absl::StatusOr<BundleRecord> LatestBundle(const std::string& host) = 0;
+  // The same for many hosts in one query; hosts without a bundle are left out.
+  virtual absl::StatusOr<std::vector<BundleRecord>> LatestBundles(const std::vector<std::string>& hosts) = 0;
 
   // Rollouts (with their hosts)
   virtual absl::StatusOr<Rollout> GetRollout(uint64_t id) = 0;
@@ -130,6 +132,8 @@ class Tx : public Reader {
   // Bundles: the next free version for a host (1 + the highest version ever stored or
   // acknowledged), and storing a built bundle (AlreadyExists if host+version exists).
   virtual absl::StatusOr<uint64_t> NextBundleVersion(const std::string& host) = 0;
+  // The same for many hosts in one query, in the order given; NotFound names a missing host.
+  virtual absl::StatusOr<std::vector<uint64_t>> NextBundleVersions(const std::vector<std::string>& hosts) = 0;
   virtual absl::Status PutBundle(const BundleRecord& bundle) = 0;
 
   // Rollouts. CreateRollout stores the rollout and its hosts, returns the id.
@@ -137,6 +141,8 @@ class Tx : public Reader {
   virtual absl::StatusOr<uint64_t> CreateRollout(const Rollout& rollout) = 0;
   virtual absl::Status UpdateRollout(const Rollout& rollout) = 0;
   virtual absl::Status PutRolloutHost(uint64_t rollout_id, const RolloutHost& host) = 0;
+  // The same for many hosts (each at most once), in few statements.
+  virtual absl::Status PutRolloutHosts(uint64_t rollout_id, const std::vector<RolloutHost>& hosts) = 0;
 
   // Commands. EnqueueCommand assigns the id. UpdateCommand rewrites state, delivered/finished
   // times and result.
@@ -149,14 +155,16 @@ class Tx : public Reader {
   // Replicas: PutReplica inserts or rewrites the row of replica.id; a leader's row clears the
   // leader flag of every other row (leadership is exclusive, and a dead leader cannot clear its own).
   virtual absl::Status PutReplica(const ReplicaRecord& replica) = 0;
-  // Records which replica holds the host's session ("" when it closed). NotFound for an unknown host.
+  // Records which replica holds the host's session. An unknown host (removed meanwhile) is ignored.
   virtual absl::Status SetHostReplica(const std::string& host, const std::string& replica) = 0;
   // Clears the host's replica if it is still `replica` (a later session elsewhere stays recorded).
   virtual absl::Status ReleaseHostReplica(const std::string& host, const std::string& replica) = 0;
   // Clears the replica of every host whose session `replica` held (a replica starting or stopping).
   virtual absl::Status ClearHostsOfReplica(const std::string& replica) = 0;
-  // Bus: appends a message and returns its seq; PruneBus drops messages written before `before_unix`.
-  virtual absl::StatusOr<uint64_t> AppendBus(const BusMessage& message) = 0;
+  // Bus: appends a message (its seq grows in commit order, as write transactions are serialised;
+  // ReadBus returns it);
+  // PruneBus drops messages written before `before_unix`.
+  virtual absl::Status AppendBus(const BusMessage& message) = 0;
   virtual absl::Status PruneBus(int64_t before_unix) = 0;
 };
 

@@ -68,7 +68,8 @@ class Replication {
   void CheckLease(int64_t now);
   void Flush();       // writes the queued bus messages and session holders in one transaction
   void ReadBus();
-  void Apply(const inventory::BusMessage& m);
+  // Acts on one message; hosts with a new stored bundle are collected into `bundles`.
+  void Apply(const inventory::BusMessage& m, std::vector<std::string>* bundles);
   void Queue(const std::string& host, const char* kind, std::string payload);
   void SetLeader(bool leads, const std::string& why);
 
