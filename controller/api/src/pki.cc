@@ -60,7 +60,28 @@ absl::Status Pki::Start() {
     }));
     spdlog::info("event=revocations_reconciled count={}", missing.size());
   }
+  if (store_.Shared()) IPFLEET_RETURN_IF_ERROR(ImportRevocations().status());
   return RefreshCrl();
+}
+
+absl::Status Pki::SyncRevocations() {
+  if (!store_.Shared()) return absl::OkStatus();
+  IPFLEET_ASSIGN_OR_RETURN(size_t imported, ImportRevocations());
+  return imported ? RefreshCrl() : absl::OkStatus();
+}
+
+absl::StatusOr<size_t> Pki::ImportRevocations() {
+  IPFLEET_ASSIGN_OR_RETURN(std::vector<inventory::RevocationRecord> all, store_.ListRevocations());
+  size_t imported = 0;
+  for (const auto& r : all) {
+    if (ca_.IsRevoked(r.serial)) continue;
+    absl::StatusOr<ca::RevocationReason> reason = ca::ParseRevocationReason(r.reason);
+    absl::Status st = ca_.Revoke(r.serial, reason.ok() ? *reason : ca::RevocationReason::kUnspecified);
+    if (!st.ok() && !absl::IsAlreadyExists(st)) return st;
+    ++imported;
+  }
+  if (imported) spdlog::info("event=revocations_imported count={} from=inventory", imported);
+  return imported;
 }
 
 std::string Pki::CurrentCrl() const {

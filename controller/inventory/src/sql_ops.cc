@@ -370,6 +370,18 @@ class SqlOps final : public Tx {
     return absl::OkStatus();
   }
 
+  absl::StatusOr<std::vector<RevocationRecord>> ListRevocations() override {
+    IPFLEET_ASSIGN_OR_RETURN(auto s, c_.Prepare("SELECT serial, revoked_unix, reason FROM revocations "
+                                               "ORDER BY revoked_unix, serial"));
+    std::vector<RevocationRecord> out;
+    while (true) {
+      IPFLEET_ASSIGN_OR_RETURN(bool row, s->Step());
+      if (!row) break;
+      out.push_back({s->Text(0), s->Int(1), s->Text(2)});
+    }
+    return out;
+  }
+
   absl::Status RevokeCertificate(const std::string& serial, const std::string& reason,
                                  int64_t now) override {
     IPFLEET_ASSIGN_OR_RETURN(auto s, c_.Prepare("INSERT INTO revocations (serial, revoked_unix, reason) "

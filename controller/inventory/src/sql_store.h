@@ -38,6 +38,7 @@ class SqlStore : public Store {
   IPFLEET_LOCKED_READ(absl::StatusOr<std::vector<Certificate>> ListCertificates(bool r), ListCertificates(r))
   IPFLEET_LOCKED_READ(absl::StatusOr<std::vector<Certificate>> CertificatesFor(const std::string& n),
                       CertificatesFor(n))
+  IPFLEET_LOCKED_READ(absl::StatusOr<std::vector<RevocationRecord>> ListRevocations(), ListRevocations())
   IPFLEET_LOCKED_READ(absl::StatusOr<HealthRecord> GetHealth(const std::string& h), GetHealth(h))
   IPFLEET_LOCKED_READ(absl::StatusOr<std::vector<HealthRecord>> ListHealth(), ListHealth())
   IPFLEET_LOCKED_READ(absl::StatusOr<uint64_t> CurrentGeneration(), CurrentGeneration())

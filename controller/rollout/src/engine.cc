@@ -337,6 +337,8 @@ absl::Status Engine::StartWave(std::vector<std::pair<std::string, v1::Controller
 absl::StatusOr<std::vector<v1::SignedBundle>> Engine::SignAll(const std::vector<std::string>& hosts,
                                                               const std::vector<uint64_t>& versions) {
   std::vector<v1::SignedBundle> out(hosts.size());
+  // Another replica may have revoked a certificate since this one made its CRL.
+  IPFLEET_RETURN_IF_ERROR(ctx_.pki->SyncRevocations());
   const std::string ca_pem = ctx_.pki->CaPem();
   const std::string crl = ctx_.pki->CurrentCrl();
   const policy::CompiledGeneration& compiled = *run_->compiled;

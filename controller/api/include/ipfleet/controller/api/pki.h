@@ -19,8 +19,14 @@ class Pki {
       : ca_(ca), store_(store), clock_(std::move(clock)) {}
 
   // Copies revocations the CA knows but the inventory does not (a crash between the two writes,
-  // or `ipfleet-controller ca revoke` while stopped) into the inventory, then generates a CRL.
+  // or `ipfleet-controller ca revoke` while stopped) into the inventory, and on a shared
+  // inventory the other way round (SyncRevocations), then generates a CRL.
   absl::Status Start();
+  // Replicas share the inventory but each keeps its CA state file: a serial another replica
+  // revoked is in the inventory only. Imports such revocations into this CA and regenerates the
+  // CRL when there were any, so that bundles signed here never trust a revoked certificate.
+  // Nothing to do with a lone controller's own inventory.
+  absl::Status SyncRevocations();
 
   const std::string& CaPem() const { return ca_.CertificatePem(); }
   const std::string& Fingerprint() const { return ca_.Fingerprint(); }
@@ -48,6 +54,9 @@ class Pki {
   ca::CertificateAuthority& authority() { return ca_; }
 
  private:
+  // Revocations in the inventory that this CA's state lacks, recorded there; returns how many.
+  absl::StatusOr<size_t> ImportRevocations();
+
   ca::CertificateAuthority& ca_;
   inventory::Store& store_;
   Clock clock_;

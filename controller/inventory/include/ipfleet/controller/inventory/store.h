@@ -48,6 +48,8 @@ class Reader {
   virtual absl::StatusOr<Certificate> GetCertificate(const std::string& serial) = 0;
   // Ordered by not_before; `include_revoked` false hides revoked ones.
   virtual absl::StatusOr<std::vector<Certificate>> ListCertificates(bool include_revoked) = 0;
+  // Every revoked serial, oldest revocation first.
+  virtual absl::StatusOr<std::vector<RevocationRecord>> ListRevocations() = 0;
   // Certificates whose subject is `name`, newest first.
   virtual absl::StatusOr<std::vector<Certificate>> CertificatesFor(const std::string& name) = 0;
 

@@ -53,6 +53,13 @@ struct Certificate {
   std::string revocation_reason;  // RFC 5280 reason name
 };
 
+// One revoked serial as the inventory records it (also for serials it holds no certificate of).
+struct RevocationRecord {
+  std::string serial;
+  int64_t revoked_unix = 0;
+  std::string reason;  // RFC 5280 reason name
+};
+
 // The latest health report of a host: summary columns for `status`, full report as bytes
 // (serialized ipfleet.v1.HealthReport) for `sas` and tunnel views.
 struct HealthRecord {
