@@ -62,9 +62,14 @@ class FakeAgent {
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
     grpc::Status st = stub->Enroll(&ctx, req, &resp);
-    if (st.ok()) cert_pem_ = resp.certificate_pem();
+    if (st.ok()) {
+      cert_pem_ = resp.certificate_pem();
+      controllers_.assign(resp.controllers().begin(), resp.controllers().end());
+    }
     return st;
   }
+  // The controller replicas the enrollment response named (empty for a lone controller).
+  const std::vector<std::string>& controllers() const { return controllers_; }
 
   // Opens the session and says hello with what it has applied and executed.
   void Connect(const std::string& target) {
@@ -254,6 +259,7 @@ class FakeAgent {
   std::string ca_pem_;
   ossl::PKey key_;
   std::string cert_pem_;
+  std::vector<std::string> controllers_;
   std::unique_ptr<v1::AgentService::Stub> stub_;
   std::unique_ptr<grpc::ClientContext> ctx_;
   std::unique_ptr<grpc::ClientReaderWriter<v1::AgentMessage, v1::ControllerMessage>> stream_;

@@ -161,6 +161,8 @@ TEST_F(HaTest, LeaderKilledMidRolloutStandbyFinishesItAndFlushRunsOnce) {
   // k1, k2 hold sessions on the leader, k3, k4 on the standby; every host is visible from both.
   const std::vector<std::string> names = {"k1", "k2", "k3", "k4"};
   for (int i = 0; i < 4; ++i) ASSERT_NO_FATAL_FAILURE(AddAgent(c1, i < 2 ? c1 : c2, names[i], i));
+  // Enrollment names every replica, the answering one first: what the agent fails over to.
+  EXPECT_EQ(agents_["k1"]->controllers(), (std::vector<std::string>{c1.Target(), c2.Target()}));
   ASSERT_TRUE(WaitFor([&] {
     v1::FleetStatusResponse s = Status(c1);
     for (int i = 0; i < 4; ++i) {

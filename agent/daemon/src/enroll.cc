@@ -6,6 +6,8 @@
 #include <grpcpp/grpcpp.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 #include "ipfleet/agent/sync/net.h"
 #include "ipfleet/ca/cert.h"
 #include "ipfleet/ca/csr.h"
@@ -111,7 +113,12 @@ absl::Status EnrollAt(const EnrollOptions& o, const std::string& controller) {
   IPFLEET_RETURN_IF_ERROR(files::WriteAtomic(HostCert(o.data_dir), resp.certificate_pem(), 0644));
   IPFLEET_RETURN_IF_ERROR(files::WriteAtomic(CaCert(o.data_dir), ca_pem, 0644));
   if (!resp.crl().empty()) IPFLEET_RETURN_IF_ERROR(files::WriteAtomic(Crl(o.data_dir), resp.crl(), 0644));
-  IPFLEET_RETURN_IF_ERROR(SaveConfig(o.data_dir, AgentConfig{o.name, o.controllers, o.tls_server_name}));
+  // The endpoints the operator gave stay first; replicas the controller named are added after them.
+  std::vector<std::string> controllers = o.controllers;
+  for (const std::string& c : resp.controllers()) {
+    if (std::find(controllers.begin(), controllers.end(), c) == controllers.end()) controllers.push_back(c);
+  }
+  IPFLEET_RETURN_IF_ERROR(SaveConfig(o.data_dir, AgentConfig{o.name, controllers, o.tls_server_name}));
   auto info = ca::InspectCertificatePem(resp.certificate_pem());
   spdlog::info("event=enrolled host={} controller={} serial={}", o.name, controller, info.ok() ? info->serial_hex : "?");
   return absl::OkStatus();

@@ -346,6 +346,7 @@ grpc::ServerUnaryReactor* AgentServiceImpl::Enroll(grpc::CallbackServerContext* 
   response->set_certificate_pem(e->certificate_pem);
   response->add_ca_chain(ctx_.pki->CaPem());
   response->set_crl(ctx_.pki->CurrentCrl());
+  for (const std::string& c : e->controllers) response->add_controllers(c);
   reactor->Finish(grpc::Status::OK);
   return reactor;
 }

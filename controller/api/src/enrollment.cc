@@ -7,6 +7,7 @@
 #include <openssl/rand.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 
 #include "ipfleet/ca/authority.h"
 #include "ipfleet/controller/api/pki.h"
@@ -54,6 +55,19 @@ uint32_t Ttl(const ControllerContext& ctx, uint32_t requested) {
 }
 
 }  // namespace
+
+// What an enrolling agent should know to fail over: this replica's agent endpoint, then the
+// others the inventory knows (a replica down now may well be back when it is needed).
+std::vector<std::string> ReplicaEndpoints(const ControllerContext& ctx) {
+  if (!ctx.store->Shared()) return {};
+  std::vector<std::string> out{ctx.agent_endpoint};
+  absl::StatusOr<std::vector<inventory::ReplicaRecord>> replicas = ctx.store->ListReplicas();
+  if (!replicas.ok()) return out;  // the agent still has the endpoints it was given
+  for (const auto& r : *replicas) {
+    if (!r.endpoint.empty() && std::find(out.begin(), out.end(), r.endpoint) == out.end()) out.push_back(r.endpoint);
+  }
+  return out;
+}
 
 absl::StatusOr<std::string> GenerateToken() {
   unsigned char raw[32];
@@ -185,7 +199,7 @@ absl::StatusOr<Enrolled> EnrollHost(ControllerContext& ctx, const std::string& h
                     std::string(st.message()));
     }
   }
-  return Enrolled{issued->pem, cert.serial, previous};
+  return Enrolled{issued->pem, cert.serial, previous, ReplicaEndpoints(ctx)};
 }
 
 }  // namespace ipfleet::controller

@@ -39,6 +39,7 @@ struct Enrolled {
   std::string certificate_pem;
   std::string serial;
   std::string previous_serial;  // revoked as superseded when the host re-enrolled
+  std::vector<std::string> controllers;  // every replica's agent endpoint, this one first (shared inventory)
 };
 
 // Checks the token, issues the host certificate from the CSR with the host record's SANs,
