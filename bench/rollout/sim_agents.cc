@@ -155,12 +155,13 @@ class SimAgent final : public grpc::ClientBidiReactor<v1::AgentMessage, v1::Cont
 }  // namespace
 
 void RunAgents(const std::vector<Identity>& ids, const std::string& ca_pem, const std::vector<std::string>& targets,
-               int go_fd) {
+               int go_fd, std::atomic<int>* received) {
   char c;
   if (::read(go_fd, &c, 1) != 1) ::_exit(2);  // parent inserted the hosts
   // Same reason as in Controller::Start: abseil's debug deadlock detector costs O(live mutexes).
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
-  std::atomic<int> connected{0}, acked{0};
+  std::atomic<int> connected{0}, own_acked{0};
+  std::atomic<int>& acked = received ? *received : own_acked;
   g_total_agents = static_cast<int>(ids.size());
   std::vector<std::unique_ptr<SimAgent>> agents;
   std::vector<size_t> target_of(ids.size());

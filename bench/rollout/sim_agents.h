@@ -7,6 +7,7 @@
 #include <sys/resource.h>
 
 #include <chrono>
+#include <atomic>
 #include <string>
 #include <vector>
 
@@ -50,8 +51,10 @@ absl::Status MakeIdentities(const ca::CertificateAuthority& ca, int hosts, std::
 
 // The child process: waits for a byte on `go_fd`, then opens agent i's session to
 // targets[i % targets.size()]. A session that ends is opened again on the next target (as the
-// agent's session fails over along its --controller list). Runs until killed.
+// agent's session fails over along its --controller list). Runs until killed. `received`, when
+// given (memory shared with the parent), counts the bundles the agents received and acknowledged.
 [[noreturn]] void RunAgents(const std::vector<Identity>& ids, const std::string& ca_pem,
-                            const std::vector<std::string>& targets, int go_fd);
+                            const std::vector<std::string>& targets, int go_fd,
+                            std::atomic<int>* received = nullptr);
 
 }  // namespace ipfleet::bench
