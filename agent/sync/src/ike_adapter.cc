@@ -19,6 +19,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
+#include "ipfleet/agent/sync/ike_socket.h"
 #include "ipfleet/agent/sync/kernel_plan.h"
 #include "ipfleet/common/openssl.h"
 
@@ -116,18 +117,18 @@ class EngineAdapter::UdpNetwork : public ike::Network {
   }
   absl::Status Ensure(const kernel::IpAddress& addr) {
     if (fds_.count(addr)) return absl::OkStatus();
-    int fd = socket(addr.is_v6() ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) return absl::InternalError(absl::StrCat("socket(UDP): ", std::strerror(errno)));
-    int one = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
     socklen_t len;
     auto ss = ToSockaddr(addr, port_, &len);
-    if (bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0) {
-      int e = errno;
-      close(fd);
-      return absl::UnavailableError(absl::StrCat("bind ", addr.ToString(), ":", port_, ": ", std::strerror(e)));
+    absl::StatusOr<IkeSocket> s = OpenIkeSocket(reinterpret_cast<sockaddr*>(&ss), len);
+    if (!s.ok()) {
+      return absl::Status(s.status().code(),
+                          absl::StrCat("bind ", addr.ToString(), ":", port_, ": ", s.status().message()));
     }
-    fds_[addr] = fd;
+    if (s->receive_buffer < kIkeReceiveBuffer) {
+      spdlog::warn("event=ike_socket_small_buffer local={} receive_buffer={} wanted={} hint=\"run as root, or raise "
+                   "net.core.rmem_max\"", addr.ToString(), s->receive_buffer, kIkeReceiveBuffer);
+    }
+    fds_[addr] = s->fd;
     return absl::OkStatus();
   }
   void Send(const ike::Endpoint& local, const ike::Endpoint& remote, ike::Bytes datagram) override {
