@@ -45,14 +45,16 @@ using testing::ControllerProcess;
 using testing::ControllerProcessOptions;
 
 // Peak resident set of another process (VmHWM), MiB; 0 when it is gone.
-long PeakRssMiBOf(pid_t pid) {
+// A size field of /proc/PID/status ("VmHWM:", "VmRSS:") in MiB.
+long StatusMiBOf(pid_t pid, const std::string& field) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/status");
   std::string line;
   while (std::getline(in, line)) {
-    if (line.rfind("VmHWM:", 0) == 0) return std::stol(line.substr(6)) / 1024;
+    if (line.rfind(field, 0) == 0) return std::stol(line.substr(field.size())) / 1024;
   }
   return 0;
 }
+long PeakRssMiBOf(pid_t pid) { return StatusMiBOf(pid, "VmHWM:"); }
 
 std::unique_ptr<grpc::ClientContext> Call(int seconds = 120) {
   auto c = std::make_unique<grpc::ClientContext>();
@@ -305,16 +307,19 @@ int Run(int hosts, int group, const std::string& workdir) {
     }
     const int done_at_kill = received->load() - received_before;
     ha.rss_mib = PeakRssMiBOf(c1->pid);
+    const long c2_rss_at_kill = StatusMiBOf(c2->pid, "VmRSS:");
     c1->process->Stop(SIGKILL);
     auto killed = Clock::now();
     while (Leader(*c2) != "c2" && Seconds(killed, Clock::now()) < 120) std::this_thread::sleep_for(std::chrono::milliseconds(50));
     ha.takeover_s = Seconds(killed, Clock::now());
+    const long c2_rss_at_takeover = StatusMiBOf(c2->pid, "VmRSS:");
     int done = Follow(*c2, id, hosts + 1);
     ha.resumed_all_acked_s = Seconds(killed, Clock::now());
     ha.standby_rss_mib = PeakRssMiBOf(c2->pid);
     std::printf("postgresql failover bundles_received_at_kill=%d takeover_seconds=%.2f all_acked_after_kill_seconds=%.2f done=%d "
-                "c1_peak_rss_mib=%ld c2_peak_rss_mib=%ld load1=%.1f\n",
-                done_at_kill, ha.takeover_s, ha.resumed_all_acked_s, done, ha.rss_mib, ha.standby_rss_mib, Load1());
+                "c1_peak_rss_mib=%ld c2_peak_rss_mib=%ld c2_rss_mib_at_kill=%ld at_takeover=%ld at_end=%ld load1=%.1f\n",
+                done_at_kill, ha.takeover_s, ha.resumed_all_acked_s, done, ha.rss_mib, ha.standby_rss_mib, c2_rss_at_kill,
+                c2_rss_at_takeover, StatusMiBOf(c2->pid, "VmRSS:"), Load1());
     if (done != hosts) return stop_children(), 1;
   }
   stop_children();
