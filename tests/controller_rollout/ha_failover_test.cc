@@ -13,13 +13,17 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
 #include <random>
 
 #include "controller_process.h"
 #include "fake_agent.h"
 #include "free_port.h"
 #include "ipfleet/ca/authority.h"
+#include "ipfleet/ca/fingerprint.h"
 #include "ipfleet/v1/admin_service.grpc.pb.h"
 #include "postgres_server.h"
 
@@ -357,6 +361,32 @@ TEST_F(HaTest, PostgresRestartedUnderARunningControllerRefusesWritesThenRecovers
   int status = c1.process->Stop(SIGTERM);
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "wait status " << status;
 }
+
+#ifdef IPFLEET_AGENT_PATH
+// The real agent's enrollment through one replica writes every replica into agent.json, the one it
+// was given first: what its session fails over along.
+TEST_F(HaTest, EnrollmentWritesEveryReplicaIntoTheAgentsConfig) {
+  Replica& c1 = Spawn("c1");
+  Replica& c2 = Spawn("c2");
+  ASSERT_TRUE(WaitFor([&] { return Status(c1).replicas_size() == 2; }));
+  v1::AddHostRequest req;
+  req.set_name("e1");
+  req.add_addresses("192.0.2.90");
+  v1::AddHostResponse added;
+  ASSERT_TRUE(c2.admin().AddHost(Ctx().get(), req, &added).ok());
+  auto fingerprint = ca::FingerprintSha256Pem(ca_pem_);
+  ASSERT_TRUE(fingerprint.ok());
+  const fs::path data = root_ / "agent-e1";
+  const std::string cmd = "timeout 60 " IPFLEET_AGENT_PATH " enroll --controller " + c2.Target() + " --name e1 --token " +
+                          added.token() + " --ca-fingerprint " + *fingerprint + " --data-dir " + data.string() +
+                          " > " + (root_ / "enroll-e1.log").string() + " 2>&1";
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  std::ifstream in(data / "agent.json");
+  auto config = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+  ASSERT_TRUE(config.is_object()) << "agent.json unreadable";
+  EXPECT_EQ(config["controllers"], nlohmann::json::array({c2.Target(), c1.Target()})) << config.dump();
+}
+#endif
 
 TEST_F(HaTest, WrongConnectionStringFailsAtStartWithAClearError) {
   ControllerProcess bad(Options("c1", FreeLoopbackPort(), pg_->Uri("no_such_db")));
