@@ -54,8 +54,6 @@ uint32_t Ttl(const ControllerContext& ctx, uint32_t requested) {
   return requested ? requested : ctx.default_token_ttl_seconds;
 }
 
-}  // namespace
-
 // What an enrolling agent should know to fail over: this replica's agent endpoint, then the
 // others the inventory knows (a replica down now may well be back when it is needed).
 std::vector<std::string> ReplicaEndpoints(const ControllerContext& ctx) {
@@ -68,6 +66,8 @@ std::vector<std::string> ReplicaEndpoints(const ControllerContext& ctx) {
   }
   return out;
 }
+
+}  // namespace
 
 absl::StatusOr<std::string> GenerateToken() {
   unsigned char raw[32];

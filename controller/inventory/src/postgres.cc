@@ -215,7 +215,6 @@ absl::Status Connection::Flush() {
       ++i;
       continue;
     }
-    const std::string& sql = i < sent.size() ? sent[i].sql : std::string();
     switch (PQresultStatus(r.get())) {
       case PGRES_PIPELINE_SYNC:
         synced = true;
@@ -231,7 +230,7 @@ absl::Status Connection::Flush() {
         }
         break;
       default:
-        if (first.ok()) first = Error(r.get(), sql);
+        if (first.ok()) first = Error(r.get(), i < sent.size() ? sent[i].sql : std::string("pipeline"));
         break;
     }
   }

@@ -539,12 +539,9 @@ class SqlOps final : public Tx {
   }
 
   absl::StatusOr<BundleRecord> LatestBundle(const std::string& host) override {
-    IPFLEET_ASSIGN_OR_RETURN(auto s, c_.Prepare("SELECT host, version, generation, created_unix, signed_bundle "
-                                               "FROM bundles WHERE host = ? ORDER BY version DESC LIMIT 1"));
-    s->Bind(1, host);
-    IPFLEET_ASSIGN_OR_RETURN(bool row, s->Step());
-    if (!row) return NotFound("bundle of host", host);
-    return BundleFromRow(*s);
+    IPFLEET_ASSIGN_OR_RETURN(std::vector<BundleRecord> one, LatestBundles({host}));
+    if (one.empty()) return NotFound("bundle of host", host);
+    return std::move(one.front());
   }
 
   absl::StatusOr<std::vector<BundleRecord>> LatestBundles(const std::vector<std::string>& hosts) override {
